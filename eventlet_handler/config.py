@@ -44,6 +44,7 @@ __all__ = [
     "HandlerOptions",
     "handler_names",
     "load_handler",
+    "parse_slow_callback_threshold",
     "resolve_options",
 ]
 
@@ -204,7 +205,17 @@ def _check_threshold_argument(value: object) -> float | None:
 
 
 def _parse_threshold_env(raw: str) -> float | None:
-    shown = f"{SLOW_CALLBACK_THRESHOLD_ENV}={raw!r}"
+    return parse_slow_callback_threshold(raw, source=SLOW_CALLBACK_THRESHOLD_ENV)
+
+
+def parse_slow_callback_threshold(text: str, *, source: str) -> float | None:
+    """Parse a threshold written as text (environment, URL query, option file).
+
+    ``"0"``, ``"off"`` and ``"none"`` mean off (``None``); otherwise a number of seconds
+    ``>= 0``. ``source`` names where the text came from, for the ``ValueError``.
+    """
+    raw = text.strip()
+    shown = f"{source}={raw!r}"
     if raw.lower() in _THRESHOLD_OFF_WORDS:
         return None
     try:

@@ -56,8 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import eventlet
-from eventlet.green import selectors as green_selectors
-from kazoo.handlers.utils import selector_select
+from eventlet.green import select as green_select
 
 from eventlet_handler import _primitives, _sockets, _wakepair
 from eventlet_handler._errors import HandlerTimeoutError
@@ -265,9 +264,11 @@ class DeterministicHandler:
 
     # -- the parts kazoo uses ---------------------------------------------------------
 
-    def select(self, *args: Any, **kwargs: Any) -> Any:
+    def select(
+        self, rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
         """Green ``select``; kazoo's connection loop calls it. Blocks only the caller."""
-        return selector_select(*args, selectors_module=green_selectors, **kwargs)
+        return green_select.select(rlist, wlist, xlist, timeout)
 
     def socket(self, *args: Any, **kwargs: Any) -> Any:
         return _sockets.create_tcp_socket()
