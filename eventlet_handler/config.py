@@ -299,7 +299,11 @@ def _import_target(target: str, spec: str) -> object:
 
 
 def _handler_entry_points() -> list[importlib.metadata.EntryPoint]:
-    return list(importlib.metadata.entry_points(group=HANDLER_ENTRY_POINT_GROUP))
+    """Entry points of the ``kazoo.handlers`` group, read afresh (installs may change)."""
+    found = importlib.metadata.entry_points()
+    if hasattr(found, "select"):  # Python >= 3.10
+        return list(found.select(group=HANDLER_ENTRY_POINT_GROUP))
+    return list(found.get(HANDLER_ENTRY_POINT_GROUP, ()))  # type: ignore[attr-defined]
 
 
 def _load_entry_point(name: str, spec: str) -> object:

@@ -95,6 +95,12 @@ def _qualified_name(func: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
+def _add_note(exc: BaseException, note: str) -> None:
+    add_note = getattr(exc, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(note)
+
+
 def _is_kazoo_plumbing(func: Callable[..., Any]) -> bool:
     """Rule 2: a completion callback defined in kazoo itself."""
     return _qualified_name(func).startswith("kazoo.")
@@ -416,7 +422,7 @@ class DeterministicHandler:
         except Exception as exc:
             self.errors.append((step, exc))
             if self.raise_errors:
-                exc.add_note(f"raised by {step} (DeterministicHandler step)")
+                _add_note(exc, f"raised by {step} (DeterministicHandler step)")
                 raise
             LOG.warning("step %s raised", step, exc_info=True)
         finally:
