@@ -413,7 +413,7 @@ class DeterministicHandler:
             if exc is not timer:
                 raise
             error = self.timeout_exception(
-                f"step {step} still blocked after {timeout} s; it may wait for something "
+                f"step {step} still blocked after {timeout:.3g} s; it may wait for something "
                 "only a later step gives it (run that from another green thread), "
                 f"pending: {[str(s) for s in self._queue]}"
             )
