@@ -1,0 +1,251 @@
+"""Cross-thread entry into an eventlet hub.
+
+eventlet keeps one hub per OS thread, and a green thread can be switched to only
+from its own hub's thread. ``Event.send()``, ``Queue.put()`` and friends schedule
+their wake-up on the *calling* thread's hub, so calling them from another thread
+wakes nobody. A :class:`Bridge` is how any thread asks a hub to run a call *in
+that hub*.
+
+Rules this module relies on (and keeps):
+
+1. A bridge belongs to exactly one hub, and its pump green thread runs in that
+   hub. A bridge is created only from its hub's own thread (``local_bridge()``),
+   because only there can the pump be spawned.
+2. ``call_soon_threadsafe()`` may be called from any green thread of any hub,
+   from any native thread, and from the pump itself. It never blocks on I/O and
+   never switches green threads.
+3. The producer holds the native lock across "check closed, enqueue, wake", so a
+   call is either refused with :class:`BridgeClosed` or certain to run: none is
+   ever stranded by a concurrent ``close()``.
+4. At most one wake byte is pending in the pipe (``_wake_pending``), so the pipe
+   never fills up however many calls are queued.
+5. The wake byte is written with the unpatched ``os.write``: a patched write that
+   hit EAGAIN would trampoline into the *caller's* hub. The pipe is
+   non-blocking, and with rule 4 a write can never meet a full pipe.
+6. Only the pump reads the pipe, and only the pump closes it (after ``close()``
+   it drains the last calls, then closes both ends).
+7. The pump drains ``range(len(calls))`` per wake-up: calls queued while a batch
+   runs are seen on the next round, so a call that queues another cannot starve
+   the hub.
+8. After ``fork()`` the child forgets every bridge of the parent (their pipes are
+   shared with the parent); new ones are created on demand.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import weakref
+from typing import Any, Callable, Deque, Optional, Tuple
+
+import eventlet
+import greenlet
+from eventlet import hubs, patcher
+
+_os: Any = patcher.original("os")
+_thread: Any = patcher.original("_thread")
+
+LOG = logging.getLogger(__name__)
+
+Call = Tuple[Callable[..., Any], Tuple[Any, ...]]
+
+
+class BridgeClosed(RuntimeError):
+    """The target hub's bridge is closed: its hub is shutting down or gone."""
+
+
+def current_hub() -> Optional[Any]:
+    """The calling thread's eventlet hub, or ``None`` if it never made one.
+
+    Unlike ``eventlet.hubs.get_hub()`` this never *creates* a hub, so a native
+    thread that has nothing to do with eventlet stays that way.
+    """
+    return getattr(hubs._threadlocal, "hub", None)
+
+
+def in_hub_greenlet(hub: Any) -> bool:
+    """True when the caller is the hub's own loop greenlet (where nothing may block)."""
+    return greenlet.getcurrent() is hub.greenlet
+
+
+class Bridge:
+    """A thread-safe call queue into one hub (see the module rules).
+
+    Thread contract:
+
+    1. ``call_soon_threadsafe()`` and ``close()``: any thread, any hub.
+    2. The calls themselves run in the owning hub, on the pump green thread, in
+       the order they were queued (FIFO across all producers). A call may
+       block green (it delays later calls) but must not block natively.
+    3. An exception raised by a call is logged with its traceback; the pump
+       goes on with the next call.
+    """
+
+    __slots__ = (
+        "_calls", "_lock", "_wake_pending", "_closed", "_rfd", "_wfd",
+        "_pid", "_hub_ref", "calls_run", "pump_exited", "__weakref__",
+    )
+
+    def __init__(self, hub: Any) -> None:
+        assert current_hub() is hub, "a bridge must be created in its hub's thread"
+        self._calls: Deque[Call] = collections.deque()
+        self._lock = _thread.allocate_lock()
+        self._wake_pending = False
+        self._closed = False
+        self._rfd, self._wfd = _os.pipe()
+        _os.set_blocking(self._rfd, False)
+        _os.set_blocking(self._wfd, False)
+        self._pid = _os.getpid()
+        self._hub_ref = weakref.ref(hub)
+        self.calls_run = 0
+        self.pump_exited = False
+        eventlet.spawn_n(self._pump)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` soon in the bridge's hub, on its pump green thread.
+
+        Safe to call from any green thread of any hub and from native threads.
+        If no exception is raised, ``fn`` is guaranteed to run (rule 3).
+
+        :raises BridgeClosed: the bridge was closed; ``fn`` will not run.
+        """
+        with self._lock:
+            if self._closed:
+                raise BridgeClosed(
+                    f"cannot run {fn!r}: the eventlet hub it targets is shut down"
+                )
+            self._calls.append((fn, args))
+            if not self._wake_pending:
+                self._wake_pending = True
+                self._write_wake_byte_never_blocks()
+
+    def close(self) -> None:
+        """Refuse new calls; the pump runs the ones already queued, then exits.
+
+        Idempotent; any thread.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake_pending = True
+            self._write_wake_byte_never_blocks()
+
+    def _write_wake_byte_never_blocks(self) -> None:
+        # Caller holds self._lock (rules 4 and 5).
+        try:
+            _os.write(self._wfd, b"\0")
+        except BlockingIOError:  # a byte is already there: the pump will wake
+            pass
+        except OSError as exc:  # EBADF after a fork or a torn-down hub
+            if exc.errno != errno.EBADF:
+                raise
+
+    def _pump(self) -> None:
+        try:
+            while self._pump_once():
+                pass
+        finally:
+            self._close_fds()
+            self.pump_exited = True
+
+    def _pump_once(self) -> bool:
+        try:
+            hubs.trampoline(self._rfd, read=True)
+        except greenlet.GreenletExit:
+            return False
+        with self._lock:
+            self._wake_pending = False
+            self._drain_pipe()
+            closed = self._closed
+        self._run_batch()
+        return not closed and self._pid == _os.getpid()
+
+    def _drain_pipe(self) -> None:
+        try:
+            while _os.read(self._rfd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _run_batch(self) -> None:
+        calls = self._calls
+        batch = len(calls)
+        for _ in range(batch):
+            fn, args = calls.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                LOG.exception("call %r scheduled into the eventlet hub raised", fn)
+        self.calls_run += batch
+
+    def _close_fds(self) -> None:
+        with self._lock:
+            self._closed = True
+            fds, self._rfd, self._wfd = (self._rfd, self._wfd), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    _os.close(fd)
+                except OSError:
+                    pass
+
+
+_registry: "weakref.WeakKeyDictionary[Any, Bridge]" = weakref.WeakKeyDictionary()
+_registry_lock = _thread.allocate_lock()
+
+
+def local_bridge() -> Bridge:
+    """The bridge of the calling thread's hub, created (with its pump) on first use.
+
+    Call from a green thread (or the main greenlet) of the hub you want to be
+    reachable; never from the hub greenlet itself.
+    """
+    hub = hubs.get_hub()
+    with _registry_lock:
+        bridge = _registry.get(hub)
+        if bridge is None or bridge.closed:
+            bridge = _registry[hub] = Bridge(hub)
+        return bridge
+
+
+def bridge_of(hub: Any) -> Bridge:
+    """The existing bridge of ``hub``; any thread.
+
+    :raises BridgeClosed: that hub has no open bridge (it never had a waiter, or
+        it was shut down).
+    """
+    with _registry_lock:
+        bridge = _registry.get(hub)
+    if bridge is None or bridge.closed:
+        raise BridgeClosed(f"the eventlet hub {hub!r} has no open bridge")
+    return bridge
+
+
+def close_bridge(hub: Any) -> None:
+    """Close and forget ``hub``'s bridge, if it has one. Any thread."""
+    with _registry_lock:
+        bridge = _registry.pop(hub, None)
+    if bridge is not None:
+        bridge.close()
+
+
+def open_bridge_count() -> int:
+    """How many hubs have an open bridge (for leak checks and stats)."""
+    with _registry_lock:
+        return sum(1 for b in _registry.values() if not b.closed)
+
+
+def _forget_parent_bridges() -> None:
+    global _registry, _registry_lock
+    _registry = weakref.WeakKeyDictionary()
+    _registry_lock = _thread.allocate_lock()
+
+
+os.register_at_fork(after_in_child=_forget_parent_bridges)
