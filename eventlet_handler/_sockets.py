@@ -1,0 +1,100 @@
+"""Green TCP and TLS connections for kazoo's connection loop.
+
+The plain path is kazoo's own ``create_tcp_connection`` over eventlet's green
+socket module (it already does that right). The TLS path is ours, because
+kazoo's builds a *stdlib* ``SSLContext``: wrapping a green socket with it
+returns a native ``ssl.SSLSocket`` whose handshake blocks the whole hub. Here
+the context is ``eventlet.green.ssl.SSLContext``, whose sockets trampoline, and
+the address is resolved with the green resolver.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any, Optional, Tuple
+
+from eventlet.green import socket as green_socket
+from eventlet.green import ssl as green_ssl
+from kazoo.handlers import utils as kazoo_utils
+
+LOG = logging.getLogger(__name__)
+
+Address = Tuple[str, int]
+
+
+def create_tcp_socket() -> Any:
+    """A green TCP socket with TCP_NODELAY and close-on-exec, as kazoo's handlers make."""
+    return kazoo_utils.create_tcp_socket(green_socket)
+
+
+def create_connection(
+    address: Address,
+    hostname: Optional[str] = None,
+    timeout: Optional[float] = None,
+    use_ssl: bool = False,
+    ca: Optional[str] = None,
+    certfile: Optional[str] = None,
+    keyfile: Optional[str] = None,
+    keyfile_password: Optional[str] = None,
+    verify_certs: bool = True,
+    check_hostname: bool = False,
+    options: Optional[int] = None,
+    ciphers: Optional[str] = None,
+) -> Any:
+    """Connect to ``address``, over TLS when ``use_ssl``; everything green."""
+    if not use_ssl:
+        return kazoo_utils.create_tcp_connection(green_socket, address, timeout=timeout)
+    context = tls_context(
+        ca=ca, certfile=certfile, keyfile=keyfile, keyfile_password=keyfile_password,
+        verify_certs=verify_certs, check_hostname=check_hostname,
+        options=options, ciphers=ciphers,
+    )
+    sock = green_socket.create_connection(address, timeout)
+    try:
+        conn = context.wrap_socket(sock, server_hostname=hostname or address[0])
+    except BaseException:
+        sock.close()
+        raise
+    conn.settimeout(timeout)
+    conn.setsockopt(green_socket.IPPROTO_TCP, green_socket.TCP_NODELAY, 1)
+    return conn
+
+
+def tls_context(
+    *,
+    ca: Optional[str],
+    certfile: Optional[str],
+    keyfile: Optional[str],
+    keyfile_password: Optional[str],
+    verify_certs: bool,
+    check_hostname: bool,
+    options: Optional[int],
+    ciphers: Optional[str],
+) -> Any:
+    """A green client ``SSLContext`` configured exactly as kazoo configures its own."""
+    if check_hostname and not verify_certs:
+        raise ValueError(
+            "check_hostname=True needs verify_certs=True: a hostname can only be "
+            "checked on a verified certificate"
+        )
+    if bool(certfile) != bool(keyfile):
+        raise ValueError(
+            "a client certificate needs both certfile and keyfile "
+            f"(got certfile={certfile!r}, keyfile={keyfile!r})"
+        )
+    context = green_ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if options is not None:
+        context.options = options
+    else:
+        context.options |= ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3
+    if ciphers:
+        context.set_ciphers(ciphers)
+    context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = check_hostname
+    context.verify_mode = ssl.CERT_REQUIRED if verify_certs else ssl.CERT_NONE
+    if ca:
+        context.load_verify_locations(ca)
+    if certfile and keyfile:
+        context.load_cert_chain(certfile=certfile, keyfile=keyfile, password=keyfile_password)
+    return context
