@@ -1,0 +1,123 @@
+"""The dedicated hub thread of isolated mode.
+
+A native daemon thread whose main greenlet parks on a green event, so the
+thread's hub runs until :meth:`HubThread.stop`. Everything the handler owns in
+isolated mode (workers, the connection loop, spawned work) lives in this hub;
+other threads reach it only through its bridge. On stop the bridge is closed,
+its pump drains the last calls and exits, and the thread releases its hub.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+import eventlet
+from eventlet import event as green_event
+from eventlet import hubs, patcher
+
+from ._bridge import Bridge, close_bridge, local_bridge
+from ._primitives import Event
+
+_threading: Any = patcher.original("threading")
+
+LOG = logging.getLogger(__name__)
+
+
+class HubThread:
+    """A native thread running one eventlet hub. Start and stop from any thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.hub: Any = None
+        self.bridge: Optional[Bridge] = None
+        self._ready = Event()
+        self._exited = Event()
+        self._exit_request: Any = None
+        self._thread: Any = None
+        self._error: Optional[BaseException] = None
+
+    @property
+    def ident(self) -> Optional[int]:
+        return None if self._thread is None else self._thread.ident
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread and wait until its hub accepts calls."""
+        self._thread = _threading.Thread(target=self._main, name=self.name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"hub thread {self.name!r} did not start within {timeout} s")
+        if self._error is not None:
+            raise RuntimeError(f"hub thread {self.name!r} failed to start") from self._error
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the hub thread soon. Any thread."""
+        assert self.bridge is not None
+        self.bridge.call_soon_threadsafe(fn, *args)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Ask the thread to exit; wait (unless called from it). True once it exited."""
+        if self._thread is None or self.bridge is None:
+            return True
+        try:
+            self.call(self._request_exit)
+        except RuntimeError:  # bridge already closed: exiting
+            pass
+        if _threading.get_ident() == self._thread.ident:
+            return False
+        self._exited.wait(timeout)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _request_exit(self) -> None:
+        if not self._exit_request.ready():
+            self._exit_request.send(True)
+
+    def _main(self) -> None:
+        try:
+            self.hub = hubs.get_hub()
+            self.bridge = local_bridge()
+            self._exit_request = green_event.Event()
+        except BaseException as exc:  # pragma: no cover - hub creation failed
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._exit_request.wait()
+            self._shutdown_hub()
+        finally:
+            self.hub = None
+            self._exited.set()
+
+    def _shutdown_hub(self) -> None:
+        bridge = self.bridge
+        hub = self.hub
+        close_bridge(hub)
+        for _ in range(100):
+            if bridge is None or bridge.pump_exited:
+                break
+            eventlet.sleep(0)
+        _release_hub_resources(hub)
+
+
+def _release_hub_resources(hub: Any) -> None:
+    """Close what the thread's hub holds open (its poller fd, asyncio loop)."""
+    for name in ("poll", "epoll"):
+        poller = getattr(hub, name, None)
+        closer = getattr(poller, "close", None)
+        if closer is not None:
+            try:
+                closer()
+            except Exception:  # pragma: no cover
+                LOG.debug("closing the hub's poller failed", exc_info=True)
+    loop = getattr(hub, "loop", None)
+    if loop is not None and hasattr(loop, "close"):
+        try:
+            loop.close()
+        except Exception:
+            LOG.debug("closing the hub's asyncio loop failed", exc_info=True)
+    try:
+        del hubs._threadlocal.hub
+    except AttributeError:
+        pass

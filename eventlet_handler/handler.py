@@ -1,0 +1,517 @@
+"""``EventletHandler``: kazoo on eventlet green threads, usable from any thread.
+
+Rules the code below keeps:
+
+1. The handler has a *home hub*. In ``shared`` mode it is the hub of the thread
+   that called :meth:`EventletHandler.start` (kazoo-compatible: callbacks run
+   in the application's hub). In ``isolated`` mode it is the hub of a native
+   thread the handler owns (:mod:`._hubthread`). The two callback workers and
+   everything :meth:`~EventletHandler.spawn` starts (kazoo's connection loop
+   among them) run in the home hub.
+2. Other threads reach the home hub only through its bridge (:mod:`._bridge`).
+3. Each callback queue is an ``eventlet.queue.LightQueue`` touched only in the
+   home hub, consumed in order by one worker green thread. Watch callbacks and
+   completion callbacks have separate queues, so a blocked watch callback
+   cannot block session re-establishment, which waits on completions (kazoo's
+   reason for the split).
+4. ``_state`` changes only under ``_state_lock`` (a native lock, never held
+   across a wait); ``_post`` checks the state and enqueues under that lock.
+   The STOP marker always travels through the bridge, so every callback queued
+   before ``stop()`` began, directly or bridged, is ahead of it and runs.
+5. A callback dispatched while the handler is not running runs at once in the
+   dispatching thread (kazoo's rule for stopped handlers): none is ever lost.
+6. ``start()`` and ``stop()`` are serialized by a cross-hub lock, except
+   ``stop()`` from inside a callback, which only requests the stop (waiting
+   there would wait on itself); the last worker to exit then finishes it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import itertools
+import logging
+import queue as std_queue
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import eventlet
+import greenlet
+from eventlet import hubs, patcher
+from eventlet.green import select as green_select
+from eventlet.queue import LightQueue
+from kazoo.handlers.utils import fileobj_to_fd
+
+from . import _sockets
+from ._bridge import Bridge, current_hub, local_bridge
+from ._errors import HandlerStoppedError, HandlerTimeoutError
+from ._hubthread import HubThread
+from ._parking import allocate_lock, check_timeout
+from ._primitives import Event, Lock, Queue, RLock
+from ._wakepair import WakeReader, WakeWriter, create_wake_pair
+from .config import UNSET, HandlerOptions, _Unset, resolve_options
+from .result import AsyncResult
+from .stats import QueueStats, describe
+
+_threading: Any = patcher.original("threading")
+
+LOG = logging.getLogger("eventlet_handler")
+
+_STOP: Any = object()
+_YIELD_AFTER = 0.002  # a worker yields to its hub after this much callback time
+
+STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stopping"
+WATCH, COMPLETION = 0, 1
+_ids = itertools.count(1)
+
+
+class Task:
+    """What :meth:`EventletHandler.spawn` returns: a green thread in the home hub.
+
+    ``join()`` and ``is_alive()`` may be called from any green or native thread.
+    """
+
+    __slots__ = ("name", "value", "exception", "_done")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.value: Any = None
+        self.exception: Optional[BaseException] = None
+        self._done = Event()
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} {'alive' if self.is_alive() else 'done'}>"
+
+    def _run(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        try:
+            self.value = func(*args, **kwargs)
+        except Exception as exc:
+            self.exception = exc
+            LOG.exception("spawned %s raised", self.name)
+        finally:
+            self._done.set()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the task has finished; True if it has."""
+        return self._done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return not self._done.is_set()
+
+
+class _Worker:
+    """One callback queue and the green thread that consumes it, in order."""
+
+    __slots__ = ("handler", "queue", "stats", "done", "greenlet")
+
+    def __init__(self, handler: "EventletHandler", stats: QueueStats) -> None:
+        self.handler = handler
+        self.queue: Any = LightQueue()
+        self.stats = stats
+        self.done = Event()
+        self.greenlet: Any = None
+
+    def run(self) -> None:
+        """The worker green thread's body; home hub only."""
+        self.greenlet = greenlet.getcurrent()
+        try:
+            self._consume()
+        finally:
+            self.done.set()
+            self.handler._finish_stop_if_done()
+
+    def _consume(self) -> None:
+        queue, record, clock = self.queue, self.stats.record, time.monotonic
+        label = self.stats.label
+        busy_since = clock()
+        while True:
+            if not queue.qsize():
+                item = queue.get()
+                busy_since = clock()
+            else:
+                item = queue.get()
+            if item is _STOP:
+                return
+            func, args = item
+            started = clock()
+            failed = False
+            try:
+                func(*args)
+            except Exception:
+                failed = True
+                LOG.exception("%s callback %s raised; the worker goes on", label, describe(func))
+            ended = clock()
+            record(func, ended - started, failed)
+            del item, func, args
+            if ended - busy_since > _YIELD_AFTER:
+                eventlet.sleep(0)
+                busy_since = clock()
+
+
+def _run_inline(func: Callable[..., Any], args: Sequence[Any]) -> None:
+    try:
+        func(*args)
+    except Exception:
+        LOG.exception("callback %s raised (run inline: the handler is not running)", describe(func))
+
+
+class EventletHandler:
+    """A kazoo handler running on eventlet green threads, callable from any thread.
+
+    ``KazooClient(hosts, handler=EventletHandler())``.
+
+    Thread contract (every public method says which part applies):
+
+    1. Any thread: every method may be called from any green thread of any hub
+       and from any native thread. Blocking calls park green in a thread that
+       has a hub and natively in one that has none.
+    2. Where callbacks run: watch callbacks (``dispatch_callback``) and
+       completion callbacks (``AsyncResult.rawlink``) run on two worker green
+       threads of the *home hub*, each queue in order; spawned work runs on its
+       own green thread there. The home hub is the calling thread's hub in
+       ``shared`` mode and the handler's own hub thread in ``isolated`` mode.
+    3. Callbacks must not block natively (they would stall the home hub);
+       green blocking delays only later callbacks of the same queue.
+
+    :param mode: ``"shared"``, ``"isolated"`` or ``"auto"`` (shared when the
+        process is monkey-patched, isolated otherwise). Default: the
+        ``EVENTLET_HANDLER_MODE`` environment variable, else ``"auto"``.
+    :param slow_callback_threshold: seconds a callback may hold its worker
+        before a warning is logged; ``None`` turns the warning off. Default:
+        ``EVENTLET_HANDLER_SLOW_CALLBACK_THRESHOLD``, else 1.0.
+    """
+
+    name = "eventlet_handler"
+    timeout_exception = HandlerTimeoutError
+    sleep_func = staticmethod(eventlet.sleep)
+    queue_impl = Queue
+    queue_empty = std_queue.Empty
+
+    def __init__(
+        self,
+        mode: Optional[str] = None,
+        *,
+        slow_callback_threshold: "float | None | _Unset" = UNSET,
+    ) -> None:
+        self.options: HandlerOptions = resolve_options(
+            mode=mode, slow_callback_threshold=slow_callback_threshold
+        )
+        self._id = next(_ids)
+        self._state_lock = allocate_lock()
+        self._lifecycle = Lock()
+        self._state = STOPPED
+        self._hub: Any = None
+        self._bridge: Optional[Bridge] = None
+        self._hubthread: Optional[HubThread] = None
+        self._retired_hubthread: Optional[HubThread] = None
+        self._workers: List[_Worker] = []
+        threshold = self.options.slow_callback_threshold
+        self._queue_stats = (QueueStats("watch", threshold), QueueStats("completion", threshold))
+        self._tasks_spawned = 0
+        self._unknown_options_warned: set = set()
+
+    # -- introspection -------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """``"shared"`` or ``"isolated"``, as resolved at construction."""
+        return self.options.mode
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`. Any thread."""
+        return self._state == RUNNING
+
+    def __repr__(self) -> str:
+        return (
+            f"<EventletHandler #{self._id} mode={self.mode!r} "
+            f"({self.options.mode_reason}) state={self._state}>"
+        )
+
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of counters and gauges; any thread, cheap.
+
+        ``queues.watch`` / ``queues.completion``: callbacks ``run``, ``failed``,
+        ``slow`` (over the threshold), current ``depth``, the slowest callback
+        and latency percentiles (seconds a callback held its worker, over the
+        last 1024). ``bridge_calls``: calls that entered the home hub from
+        other threads. ``tasks_spawned``.
+        """
+        workers = self._workers
+        queues = {}
+        for index, stats in enumerate(self._queue_stats):
+            depth = workers[index].queue.qsize() if len(workers) == 2 else 0
+            queues[stats.label] = stats.snapshot(depth)
+        bridge = self._bridge
+        return {
+            "mode": self.mode,
+            "state": self._state,
+            "queues": queues,
+            "bridge_calls": bridge.calls_run if bridge is not None else 0,
+            "tasks_spawned": self._tasks_spawned,
+        }
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers in the home hub; idempotent. Any thread (contract 1).
+
+        In shared mode the calling thread's hub becomes the home hub, so call it
+        from a green thread or the main thread (kazoo calls it from
+        ``KazooClient.start()``), not from a native worker thread.
+        """
+        with self._lifecycle:
+            if self._state == RUNNING:
+                return
+            if self._state == STOPPING:
+                self._finish_pending_stop()
+            self._join_retired_hubthread()
+            hub, bridge, hubthread = self._open_home()
+            stats = self._queue_stats
+            workers = [_Worker(self, stats[WATCH]), _Worker(self, stats[COMPLETION])]
+            with self._state_lock:
+                self._hub, self._bridge, self._hubthread = hub, bridge, hubthread
+                self._workers = workers
+                self._state = RUNNING
+            for worker in workers:
+                self._call_home(eventlet.spawn_n, worker.run)
+        atexit.register(self._stop_at_exit)
+        LOG.info("%r started", self)
+
+    def _open_home(self) -> Tuple[Any, Bridge, Optional[HubThread]]:
+        if self.mode == "isolated":
+            hubthread = HubThread(f"eventlet-handler-{self._id}")
+            hubthread.start()
+            assert hubthread.bridge is not None
+            return hubthread.hub, hubthread.bridge, hubthread
+        if current_hub() is None and _threading.current_thread() is not _threading.main_thread():
+            raise RuntimeError(
+                "EventletHandler in shared mode was started from a native thread with no "
+                "eventlet hub, where its green threads would never run; start it from a "
+                "green thread or the main thread, or use mode='isolated'"
+            )
+        return hubs.get_hub(), local_bridge(), None
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Stop the workers after they ran every callback already queued.
+
+        Any thread (contract 1); idempotent; concurrent calls all return once
+        the handler has stopped. From inside a callback of this handler it only
+        requests the stop and returns at once: the remaining callbacks run after
+        the current one returns, then the workers exit. ``timeout`` bounds the
+        wait for callbacks still running (``None``: no bound); on expiry a
+        warning is logged and the handler is left stopping.
+        """
+        check_timeout(timeout, "stop() timeout")
+        if self._current_worker() is not None:
+            self._request_stop()
+            return
+        with self._lifecycle:
+            self._request_stop()
+            if not self._await_workers(timeout):
+                LOG.warning("%r: callbacks still running after %s s; stop() gives up waiting", self, timeout)
+                return
+            self._finish_stop_if_done()
+            self._join_retired_hubthread(timeout)
+        atexit.unregister(self._stop_at_exit)
+
+    def _finish_pending_stop(self) -> None:
+        # A stop requested from a callback is still draining: let it finish first.
+        if self._current_worker() is not None:
+            raise HandlerStoppedError(
+                "start() from a callback of this handler while it is stopping: the "
+                "callback's own worker must exit first; restart from another green thread"
+            )
+        self._await_workers(None)
+        self._finish_stop_if_done()
+
+    def _request_stop(self) -> None:
+        with self._state_lock:
+            if self._state != RUNNING:
+                return
+            self._state = STOPPING
+            bridge, workers = self._bridge, self._workers
+            assert bridge is not None
+            for worker in workers:
+                bridge.call_soon_threadsafe(worker.queue.put, _STOP)
+
+    def _await_workers(self, timeout: Optional[float]) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in list(self._workers):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not worker.done.wait(remaining):
+                return False
+        return True
+
+    def _finish_stop_if_done(self) -> None:
+        with self._state_lock:
+            if self._state != STOPPING or not all(w.done.is_set() for w in self._workers):
+                return
+            self._state = STOPPED
+            self._workers = []
+            hubthread, self._hubthread = self._hubthread, None
+            if hubthread is not None:
+                self._hub = self._bridge = None
+        if hubthread is not None:
+            self._retired_hubthread = hubthread
+            hubthread.stop()  # from its own thread: only asks it to exit
+        LOG.info("%r stopped", self)
+
+    def _join_retired_hubthread(self, timeout: Optional[float] = None) -> None:
+        hubthread, self._retired_hubthread = self._retired_hubthread, None
+        if hubthread is not None:
+            hubthread.stop(10.0 if timeout is None else timeout)
+
+    def _stop_at_exit(self) -> None:
+        try:
+            self.stop(timeout=5.0)
+        except BaseException:  # interpreter shutdown: greenlet may refuse to switch
+            LOG.debug("stopping %r at interpreter exit failed", self, exc_info=True)
+
+    def _current_worker(self) -> Optional[_Worker]:
+        me = greenlet.getcurrent()
+        for worker in self._workers:
+            if worker.greenlet is me:
+                return worker
+        return None
+
+    # -- callbacks -------------------------------------------------------------
+
+    def dispatch_callback(self, callback: Any) -> None:
+        """Queue a kazoo ``Callback`` to run ``callback.func(*callback.args)``.
+
+        Any thread. It runs on the watch worker in the home hub, after every
+        callback dispatched before it (contract 2). If the handler is not
+        running it runs at once in the calling thread.
+        """
+        try:
+            func, args = callback.func, callback.args
+        except AttributeError:
+            raise TypeError(
+                f"dispatch_callback() needs a kazoo Callback (with .func and .args), not {callback!r}"
+            ) from None
+        if not callable(func):
+            raise TypeError(f"dispatch_callback(): callback.func is not callable: {func!r}")
+        self._post(WATCH, func, tuple(args))
+
+    def _dispatch_completion(self, link: Callable[[AsyncResult], Any], result: AsyncResult) -> None:
+        """Queue a result's rawlink callback on the completion worker. Any thread."""
+        self._post(COMPLETION, link, (result,))
+
+    def _post(self, which: int, func: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        with self._state_lock:
+            if self._state == RUNNING:
+                queue = self._workers[which].queue
+                if current_hub() is self._hub:
+                    queue.put((func, args))
+                else:
+                    assert self._bridge is not None
+                    self._bridge.call_soon_threadsafe(queue.put, (func, args))
+                return
+        _run_inline(func, args)
+
+    def _call_home(self, fn: Callable[..., Any], *args: Any) -> None:
+        if current_hub() is self._hub or self._bridge is None:
+            fn(*args)
+        else:
+            self._bridge.call_soon_threadsafe(fn, *args)
+
+    def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
+        """Run ``func(*args, **kwargs)`` on a new green thread of the home hub.
+
+        Any thread. Returns a :class:`Task` (``join()``, ``is_alive()``). An
+        exception in ``func`` is logged and kept on ``Task.exception``. Before
+        :meth:`start`, shared mode spawns into the calling thread's hub and
+        isolated mode refuses (it has no hub yet).
+        """
+        if not callable(func):
+            raise TypeError(f"spawn() needs a callable, not {func!r}")
+        if self._hub is None and self.mode == "isolated":
+            raise HandlerStoppedError(
+                "spawn() on an isolated-mode handler that is not started: call start() first"
+            )
+        task = Task(describe(func))
+        self._tasks_spawned += 1
+        self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
+        return task
+
+    # -- kazoo's primitives ----------------------------------------------------
+
+    def async_result(self) -> AsyncResult:
+        """A new :class:`~eventlet_handler.AsyncResult` bound to this handler. Any thread."""
+        return AsyncResult(self)
+
+    def event_object(self) -> Event:
+        """A ``threading.Event`` work-alike for every hub and thread."""
+        return Event()
+
+    def lock_object(self) -> Lock:
+        """A ``threading.Lock`` work-alike for every hub and thread."""
+        return Lock()
+
+    def rlock_object(self) -> RLock:
+        """A ``threading.RLock`` work-alike for every hub and thread."""
+        return RLock()
+
+    # -- sockets ---------------------------------------------------------------
+
+    def select(
+        self, rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any],
+        timeout: Optional[float] = None,
+    ) -> Tuple[List[Any], List[Any], List[Any]]:
+        """``select.select`` that waits green. Any green thread; kazoo calls it
+        from its connection loop in the home hub. Returns as soon as one object
+        is ready (possibly before others that are ready too).
+
+        :raises OSError: ``EBADF`` for a closed socket.
+        """
+        check_timeout(timeout, "select() timeout")
+        for obj in itertools.chain(rlist, wlist, xlist):
+            if _fileno(obj) < 0:
+                raise OSError(errno.EBADF, f"select() on a closed socket: {obj!r}")
+        return green_select.select(rlist, wlist, xlist, timeout)
+
+    def socket(self, *args: Any, **kwargs: Any) -> Any:
+        """A green TCP socket (TCP_NODELAY, close-on-exec). Any thread."""
+        return _sockets.create_tcp_socket()
+
+    def create_socket_pair(self) -> Tuple[WakeReader, WakeWriter]:
+        """kazoo's wake pair, (read end, write end); see :mod:`._wakepair`. Any thread."""
+        return create_wake_pair()
+
+    def create_connection(self, address: Tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        """Connect green, over TLS with ``use_ssl=True`` (handshake never blocks the hub).
+
+        Takes kazoo's keywords (``hostname``, ``timeout``, ``use_ssl``, ``ca``,
+        ``certfile``, ``keyfile``, ``keyfile_password``, ``verify_certs``,
+        ``check_hostname``, ``options``, ``ciphers``); a keyword this handler does
+        not know is ignored with a warning naming it. Any green thread.
+        """
+        known = _CONNECTION_KEYWORDS
+        unknown = sorted(k for k in kwargs if k not in known)
+        for key in unknown:
+            kwargs.pop(key)
+            if key not in self._unknown_options_warned:
+                self._unknown_options_warned.add(key)
+                LOG.warning("create_connection(): ignoring option %r this handler does not know", key)
+        return _sockets.create_connection(address, *args, **kwargs)
+
+
+_CONNECTION_KEYWORDS = frozenset({
+    "hostname", "timeout", "use_ssl", "ca", "certfile", "keyfile", "keyfile_password",
+    "verify_certs", "check_hostname", "options", "ciphers",
+})
+
+
+def _fileno(obj: Any) -> int:
+    if isinstance(obj, int):
+        return obj
+    try:
+        return int(obj.fileno())
+    except OSError:
+        return -1
+    except (AttributeError, TypeError, ValueError):
+        return fileobj_to_fd(obj)
+
+
+SequentialEventletHandler = EventletHandler

@@ -1,0 +1,90 @@
+"""Counters, gauges and slow-callback detection for a handler's callback queues.
+
+Cheap enough to stay on: per callback, two ``time.monotonic()`` calls, a few
+integer updates and one store into a fixed ring of recent durations. Written
+only by the queue's worker green thread; read (as a snapshot, slightly stale at
+worst) from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, List, Optional
+
+LOG = logging.getLogger("eventlet_handler")
+
+_RING = 1024
+
+
+def describe(func: Callable[..., Any]) -> str:
+    """A short human name for a callback, for logs and stats."""
+    inner = getattr(func, "func", None)  # functools.partial
+    if inner is not None and callable(inner):
+        func = inner
+    module = getattr(func, "__module__", None) or ""
+    name = getattr(func, "__qualname__", None) or repr(func)
+    return f"{module}.{name}" if module else name
+
+
+class QueueStats:
+    """What one callback queue's worker has done."""
+
+    __slots__ = (
+        "label", "run", "failed", "slow", "slowest_seconds", "slowest_name",
+        "_ring", "_next", "slow_threshold",
+    )
+
+    def __init__(self, label: str, slow_threshold: Optional[float]) -> None:
+        self.label = label
+        self.run = 0
+        self.failed = 0
+        self.slow = 0
+        self.slowest_seconds = 0.0
+        self.slowest_name: Optional[str] = None
+        self.slow_threshold = slow_threshold
+        self._ring: List[float] = []
+        self._next = 0
+
+    def record(self, func: Callable[..., Any], seconds: float, failed: bool) -> None:
+        """Account one callback that held the worker for ``seconds``. Worker only."""
+        self.run += 1
+        if failed:
+            self.failed += 1
+        ring = self._ring
+        if len(ring) < _RING:
+            ring.append(seconds)
+        else:
+            ring[self._next] = seconds
+            self._next = (self._next + 1) % _RING
+        if seconds > self.slowest_seconds:
+            self.slowest_seconds = seconds
+            self.slowest_name = describe(func)
+        threshold = self.slow_threshold
+        if threshold is not None and seconds > threshold:
+            self.slow += 1
+            LOG.warning(
+                "slow callback: %s held the %s worker for %.3f s (threshold %.3f s); "
+                "callbacks on this queue wait behind it: spawn long work instead",
+                describe(func), self.label, seconds, threshold,
+            )
+
+    def snapshot(self, depth: int) -> Dict[str, Any]:
+        """A plain dict of this queue's numbers; any thread."""
+        ring = sorted(self._ring)
+        return {
+            "run": self.run,
+            "failed": self.failed,
+            "slow": self.slow,
+            "depth": depth,
+            "slowest_seconds": self.slowest_seconds,
+            "slowest_callback": self.slowest_name,
+            "latency_p50_seconds": _percentile(ring, 0.50),
+            "latency_p99_seconds": _percentile(ring, 0.99),
+            "latency_max_seconds": ring[-1] if ring else None,
+        }
+
+
+def _percentile(ordered: List[float], q: float) -> Optional[float]:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
