@@ -1,0 +1,67 @@
+# eventlet-handler: `make test` and `make demo` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ZK_JAR := /usr/share/java/zookeeper.jar
+PYTEST := $(PY) -m pytest
+# Each run is its own process: a hub cannot be swapped, nor monkey patching undone, in-process.
+TEST_MARK ?= not slow
+
+.PHONY: help venv zookeeper test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
+
+help:
+	@echo "make test      - install what is needed (venv, ZooKeeper) and run the test suite"
+	@echo "make test-all  - the same, including the slow load/soak/failover tests"
+	@echo "make demo      - run examples/demo.py against a local ZooKeeper (or ZK_HOSTS)"
+	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
+
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+zookeeper:
+	@if [ -f $(ZK_JAR) ]; then \
+	  echo "ZooKeeper jars found in /usr/share/java"; \
+	else \
+	  echo "Installing Debian's zookeeper package (needs root and Debian's package registry)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zookeeper ) \
+	  || { echo "ERROR: could not install Debian's zookeeper package; install it by hand (apt-get install zookeeper) and rerun"; exit 1; }; \
+	  [ -f $(ZK_JAR) ] || { echo "ERROR: $(ZK_JAR) still missing after installing zookeeper"; exit 1; }; \
+	fi
+	@command -v java >/dev/null || { echo "ERROR: java not found; apt-get install default-jre-headless"; exit 1; }
+
+test: venv zookeeper
+	$(MAKE) --no-print-directory test-unit test-patched test-asyncio TEST_MARK="$(TEST_MARK)"
+
+test-unit:
+	$(PYTEST) -m "$(TEST_MARK)"
+
+test-patched:
+	EVENTLET_HANDLER_TEST_MONKEY_PATCH=1 $(PYTEST) -m "$(TEST_MARK)" tests/integration
+
+test-asyncio:
+	EVENTLET_HUB=asyncio $(PYTEST) -m "$(TEST_MARK)" tests/integration
+
+test-all: venv zookeeper
+	$(MAKE) --no-print-directory test-unit test-patched test-asyncio TEST_MARK="slow or not slow"
+
+demo: venv zookeeper
+	$(PY) examples/demo.py
+
+bench: venv zookeeper
+	$(PY) benchmarks/run.py
+
+bench-quick: venv zookeeper
+	$(PY) benchmarks/run.py --quick
+
+build: venv
+	$(PY) -m pip install -q build
+	$(PY) -m build
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
