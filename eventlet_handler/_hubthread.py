@@ -16,7 +16,7 @@ import eventlet
 from eventlet import event as green_event
 from eventlet import hubs, patcher
 
-from ._bridge import Bridge, close_bridge, local_bridge
+from ._bridge import Bridge, BridgeClosed, bridge_of, close_bridge, current_hub, local_bridge
 from ._primitives import Event
 
 _threading: Any = patcher.original("threading")
@@ -27,8 +27,9 @@ LOG = logging.getLogger(__name__)
 class HubThread:
     """A native thread running one eventlet hub. Start and stop from any thread."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, hub_module: Any = None) -> None:
         self.name = name
+        self._hub_module = hub_module
         self.hub: Any = None
         self.bridge: Optional[Bridge] = None
         self._ready = Event()
@@ -75,6 +76,8 @@ class HubThread:
 
     def _main(self) -> None:
         try:
+            if self._hub_module is not None:  # the starting thread's kind of hub
+                hubs.use_hub(self._hub_module)
             self.hub = hubs.get_hub()
             self.bridge = local_bridge()
             self._exit_request = green_event.Event()
@@ -85,20 +88,36 @@ class HubThread:
         self._ready.set()
         try:
             self._exit_request.wait()
-            self._shutdown_hub()
+            shutdown_current_hub()
         finally:
             self.hub = None
             self._exited.set()
 
-    def _shutdown_hub(self) -> None:
-        bridge = self.bridge
-        hub = self.hub
-        close_bridge(hub)
-        for _ in range(100):
-            if bridge is None or bridge.pump_exited:
-                break
-            eventlet.sleep(0)
-        _release_hub_resources(hub)
+
+def shutdown_current_hub() -> None:
+    """Retire the calling thread's hub before the thread ends.
+
+    Closes the hub's bridge (its pump runs the last calls and closes the pipe),
+    then the hub's poller or asyncio loop, and forgets the hub, so a thread
+    that ends leaves no fds behind. Call from the thread's main greenlet.
+    """
+    hub = current_hub()
+    if hub is None:
+        return
+    bridge = _registry_bridge(hub)
+    close_bridge(hub)
+    for _ in range(100):
+        if bridge is None or bridge.pump_exited:
+            break
+        eventlet.sleep(0)
+    _release_hub_resources(hub)
+
+
+def _registry_bridge(hub: Any) -> Optional[Bridge]:
+    try:
+        return bridge_of(hub)
+    except BridgeClosed:
+        return None
 
 
 def _release_hub_resources(hub: Any) -> None:

@@ -32,6 +32,7 @@ import errno
 import itertools
 import logging
 import queue as std_queue
+import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -280,7 +281,9 @@ class EventletHandler:
 
     def _open_home(self) -> Tuple[Any, Bridge, Optional[HubThread]]:
         if self.mode == "isolated":
-            hubthread = HubThread(f"eventlet-handler-{self._id}")
+            here = current_hub()
+            hub_module = sys.modules.get(type(here).__module__) if here is not None else None
+            hubthread = HubThread(f"eventlet-handler-{self._id}", hub_module)
             hubthread.start()
             assert hubthread.bridge is not None
             return hubthread.hub, hubthread.bridge, hubthread

@@ -1,0 +1,80 @@
+"""The cross-thread bridge: FIFO, never loses a call, refuses after close."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, List
+
+import eventlet
+import pytest
+from eventlet import patcher
+
+from conftest import InHub, green_wait_native_thread
+from eventlet_handler._bridge import BridgeClosed, close_bridge, current_hub, local_bridge
+
+_threading: Any = patcher.original("threading")
+
+
+def test_Bridge_call_soon_threadsafe_native_stress_runs_every_call_in_order(in_hub: InHub) -> None:
+    def body() -> None:
+        bridge = local_bridge()
+        hub = current_hub()
+        runs: dict = {}
+        wrong_hub: List[int] = []
+
+        def record(producer: int, n: int) -> None:
+            if current_hub() is not hub:
+                wrong_hub.append(n)
+            runs.setdefault(producer, []).append(n)
+
+        def produce(producer: int) -> None:
+            for n in range(5000):
+                bridge.call_soon_threadsafe(record, producer, n)
+
+        threads = [_threading.Thread(target=produce, args=(p,), daemon=True) for p in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            green_wait_native_thread(thread, 20)
+        finished = eventlet.event.Event()
+        bridge.call_soon_threadsafe(finished.send, True)
+        with eventlet.Timeout(10):
+            finished.wait()
+        assert wrong_hub == []
+        assert {p: runs[p] for p in range(4)} == {p: list(range(5000)) for p in range(4)}
+
+    in_hub(body)
+
+
+def test_Bridge_refuses_after_close_and_runs_calls_queued_before(in_hub: InHub) -> None:
+    def body() -> None:
+        bridge = local_bridge()
+        ran: List[int] = []
+        bridge.call_soon_threadsafe(ran.append, 1)
+        close_bridge(current_hub())
+        with pytest.raises(BridgeClosed, match="shut down"):
+            bridge.call_soon_threadsafe(ran.append, 2)
+        for _ in range(100):
+            if bridge.pump_exited:
+                break
+            eventlet.sleep(0)
+        assert ran == [1] and bridge.pump_exited
+        assert local_bridge() is not bridge  # a fresh one on demand
+
+    in_hub(body)
+
+
+def test_Bridge_call_that_raises_is_logged_and_pump_goes_on(
+    in_hub: InHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    def body() -> None:
+        bridge = local_bridge()
+        done = eventlet.event.Event()
+        bridge.call_soon_threadsafe(lambda: 1 / 0)
+        bridge.call_soon_threadsafe(done.send, True)
+        with eventlet.Timeout(5):
+            done.wait()
+
+    with caplog.at_level(logging.ERROR):
+        in_hub(body)
+    assert any("ZeroDivisionError" in (r.exc_text or "") or r.exc_info for r in caplog.records)

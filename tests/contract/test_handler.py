@@ -1,0 +1,216 @@
+"""EventletHandler contract: dispatch, spawn, lifecycle; every hub x caller x mode."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from typing import Any, List
+
+import eventlet
+import greenlet
+import pytest
+from eventlet import patcher
+from kazoo.protocol.states import Callback
+
+from conftest import Caller, InHub, home_thread_ident
+from eventlet_handler import EventletHandler
+
+_threading: Any = patcher.original("threading")
+
+
+def _callback(func: Any, *args: Any) -> Callback:
+    return Callback("watch", func, args)
+
+
+def test_EventletHandler_dispatch_callback_runs_in_order_on_home_hub(
+    in_hub: InHub, caller: Caller, started: Any
+) -> None:
+    def body() -> None:
+        with started() as handler:
+            seen: List[Any] = []
+            last = handler.event_object()
+
+            def record(i: int) -> None:
+                seen.append((i, _threading.get_ident()))
+                if i == 199:
+                    last.set()
+
+            def dispatch_all() -> None:
+                for i in range(200):
+                    handler.dispatch_callback(_callback(record, i))
+
+            caller.run(dispatch_all).join()
+            assert last.wait(5)
+            home = home_thread_ident(handler)
+            assert seen == [(i, home) for i in range(200)]
+            assert handler.stats()["queues"]["watch"]["run"] == 200
+
+    in_hub(body)
+
+
+def test_EventletHandler_callback_exception_is_logged_and_worker_goes_on(
+    in_hub: InHub, caller: Caller, started: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def body() -> None:
+        with started() as handler:
+            after = handler.event_object()
+
+            def fail() -> None:
+                raise ValueError("callback broke")
+
+            def dispatch() -> None:
+                handler.dispatch_callback(_callback(fail))
+                handler.dispatch_callback(_callback(after.set))
+
+            caller.run(dispatch).join()
+            assert after.wait(5)
+            assert handler.stats()["queues"]["watch"]["failed"] == 1
+
+    with caplog.at_level(logging.ERROR, logger="eventlet_handler"):
+        in_hub(body)
+    failures = [r for r in caplog.records if "raised; the worker goes on" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None and "callback broke" in str(failures[0].exc_info[1])
+
+
+def test_EventletHandler_stop_from_caller_runs_queued_callbacks_first(
+    in_hub: InHub, caller: Caller, mode: str
+) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        ran: List[int] = []
+        for i in range(50):
+            handler.dispatch_callback(_callback(lambda i=i: (eventlet.sleep(0), ran.append(i))))
+        caller.run(handler.stop).join(15)
+        assert ran == list(range(50))
+        assert not handler.running and handler._state == "stopped"
+
+    in_hub(body)
+
+
+def test_EventletHandler_stop_from_inside_a_callback_returns(in_hub: InHub, started: Any, mode: str) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        returned = handler.event_object()
+        later: List[str] = []
+
+        def stopper() -> None:
+            handler.stop()
+            returned.set()
+
+        handler.dispatch_callback(_callback(stopper))
+        handler.dispatch_callback(_callback(later.append, "queued before stop"))
+        assert returned.wait(5), "stop() inside a callback deadlocked"
+        handler.stop(timeout=5)  # waits for the stop the callback requested
+        assert later == ["queued before stop"]
+        assert handler._state == "stopped"
+
+    in_hub(body)
+
+
+def test_EventletHandler_concurrent_stops_all_return(in_hub: InHub, mode: str) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        handler.dispatch_callback(_callback(eventlet.sleep, 0.05))
+        callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
+        dones = [c.run(handler.stop) for c in callers]
+        handler.stop(timeout=10)
+        for done in dones:
+            done.join(10)
+        assert handler._state == "stopped"
+
+    in_hub(body)
+
+
+def test_EventletHandler_start_stop_idempotent_and_restartable(in_hub: InHub, caller: Caller, mode: str) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        if caller.kind == "native" and mode == "shared":
+            # Its green threads would live in a hub nobody runs: refused, clearly.
+            with pytest.raises(RuntimeError, match="native thread with no eventlet hub"):
+                caller.run(handler.start).join()
+            assert not handler.running
+            return
+        for _ in range(3):
+            caller.run(handler.start).join()
+            caller.run(handler.start).join()
+            assert handler.running
+            ran = handler.event_object()
+            handler.dispatch_callback(_callback(ran.set))
+            assert ran.wait(5)
+            caller.run(handler.stop).join(10)
+            caller.run(handler.stop).join(10)
+            assert not handler.running
+
+    in_hub(body)
+
+
+def test_EventletHandler_spawn_runs_on_home_hub_and_joins_from_caller(
+    in_hub: InHub, caller: Caller, started: Any
+) -> None:
+    def body() -> None:
+        with started() as handler:
+            where: List[int] = []
+            tasks: List[Any] = []
+            caller.run(lambda: tasks.append(handler.spawn(lambda: (eventlet.sleep(0.01), where.append(_threading.get_ident()))))).join()
+            joined: List[bool] = []
+            caller.run(lambda: joined.append(tasks[0].join(5))).join()
+            assert joined == [True] and not tasks[0].is_alive()
+            assert where == [home_thread_ident(handler)]
+
+    in_hub(body)
+
+
+def test_EventletHandler_spawned_exception_is_kept_and_logged(
+    in_hub: InHub, started: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def body() -> None:
+        with started() as handler:
+            task = handler.spawn(lambda: 1 / 0)
+            assert task.join(5)
+            assert isinstance(task.exception, ZeroDivisionError)
+
+    with caplog.at_level(logging.ERROR, logger="eventlet_handler"):
+        in_hub(body)
+    assert any("spawned" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_EventletHandler_kazoo_attributes() -> None:
+    handler = EventletHandler("shared")
+    assert handler.sleep_func is eventlet.sleep
+    assert issubclass(handler.timeout_exception, Exception)
+    assert not issubclass(handler.timeout_exception, OSError)
+    q = handler.queue_impl()
+    with pytest.raises(handler.queue_empty):
+        q.get_nowait()
+    assert "shared" in repr(handler) and "stopped" in repr(handler)
+
+
+def test_EventletHandler_leaves_nothing_running_after_stop(in_hub: InHub, mode: str) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        handler.stop()  # warm-up: creates this hub's bridge
+        gc.collect()
+        threads_before = len(_threading.enumerate())
+        greenlets_before = _live_greenlets()
+        for _ in range(20):
+            handler.start()
+            done = handler.event_object()
+            handler.dispatch_callback(_callback(done.set))
+            assert done.wait(5)
+            handler.stop()
+        eventlet.sleep(0)
+        gc.collect()
+        assert len(_threading.enumerate()) == threads_before
+        assert _live_greenlets() <= greenlets_before
+        assert all(w.greenlet is None or w.greenlet.dead for w in handler._workers)
+
+    in_hub(body)
+
+
+def _live_greenlets() -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)

@@ -1,0 +1,127 @@
+"""event_object / lock_object / rlock_object / queue_impl across hubs and callers."""
+
+from __future__ import annotations
+
+import queue as std_queue
+from typing import Any, List
+
+import eventlet
+import pytest
+from eventlet import patcher
+
+from conftest import Caller, InHub, green_wait_native_thread
+from eventlet_handler import EventletHandler
+
+_threading: Any = patcher.original("threading")
+
+
+@pytest.fixture
+def handler() -> EventletHandler:
+    return EventletHandler("shared")  # primitives need no running handler
+
+
+def test_Event_set_from_caller_wakes_waiter(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
+    def body() -> None:
+        event = handler.event_object()
+        done = caller.run(lambda: (eventlet.sleep(0.01) if caller.kind == "other_green" else None, event.set()))
+        assert event.wait(5) is True
+        done.join()
+        event.clear()
+        assert event.wait(0.01) is False and not event.is_set()
+
+    in_hub(body)
+
+
+def test_Lock_excludes_across_callers_and_hands_off(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
+    def body() -> None:
+        lock = handler.lock_object()
+        inside: List[int] = []
+        overlaps: List[int] = []
+
+        def critical(tag: int, rounds: int) -> None:
+            for _ in range(rounds):
+                with lock:
+                    inside.append(tag)
+                    if len(inside) > 1:
+                        overlaps.append(tag)
+                    if _threading.get_ident() == me:
+                        eventlet.sleep(0)  # let the other side contend while held
+                    inside.remove(tag)
+
+        me = _threading.get_ident()
+        done = caller.run(lambda: critical(1, 200))
+        critical(2, 200)
+        done.join(10)
+        assert overlaps == [] and not lock.locked()
+        assert lock.acquire(timeout=0.01) and not lock.acquire(blocking=False)
+        assert lock.acquire(timeout=0.01) is False
+        lock.release()
+        with pytest.raises(RuntimeError, match="unlocked"):
+            lock.release()
+
+    in_hub(body)
+
+
+def test_RLock_reenters_and_refuses_foreign_release(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
+    def body() -> None:
+        rlock = handler.rlock_object()
+        with rlock:
+            with rlock:
+                errors: List[BaseException] = []
+
+                def foreign() -> None:
+                    try:
+                        rlock.release()
+                    except RuntimeError as exc:
+                        errors.append(exc)
+
+                if caller.is_concurrent:
+                    caller.run(foreign).join()
+                    assert len(errors) == 1
+        assert rlock.acquire(blocking=False)
+        rlock.release()
+
+    in_hub(body)
+
+
+def test_Queue_put_from_caller_get_in_test(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
+    def body() -> None:
+        q = handler.queue_impl()
+        done = caller.run(lambda: [q.put(i) for i in range(100)])
+        got = [q.get(timeout=5) for _ in range(100)]
+        done.join()
+        assert got == list(range(100))
+        with pytest.raises(std_queue.Empty):
+            q.get(timeout=0.01)
+        bounded = handler.queue_impl(maxsize=1)
+        bounded.put("a")
+        with pytest.raises(std_queue.Full):
+            bounded.put("b", timeout=0.01)
+
+    in_hub(body)
+
+
+def test_Queue_native_getter_wakes_on_green_put(in_hub: InHub, handler: EventletHandler) -> None:
+    def body() -> None:
+        q = handler.queue_impl()
+        got: List[Any] = []
+        thread = _threading.Thread(target=lambda: got.append(q.get(timeout=5)), daemon=True)
+        thread.start()
+        eventlet.sleep(0.01)
+        q.put("x")
+        green_wait_native_thread(thread, 5)
+        assert got == ["x"]
+
+    in_hub(body)
+
+
+def test_primitives_refuse_bad_timeouts(handler: EventletHandler) -> None:
+    event, lock, q = handler.event_object(), handler.lock_object(), handler.queue_impl()
+    with pytest.raises(ValueError, match=">= 0"):
+        event.wait(-1)
+    with pytest.raises(TypeError, match="number"):
+        event.wait("soon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-blocking"):
+        lock.acquire(blocking=False, timeout=1)
+    with pytest.raises(ValueError, match=">= 0"):
+        q.get(timeout=float("nan"))
