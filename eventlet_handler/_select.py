@@ -1,0 +1,93 @@
+"""A green ``select`` that a stale hub callback cannot re-enter.
+
+eventlet's hubs collect the callbacks of every ready fd *before* running any
+of them (``hubs/poll.py``). With ``eventlet.green.select.select`` waiting on
+two fds that turn ready in the same poll (kazoo's server socket and its wake
+pair), the first callback switches to the waiting green thread, which returns
+and goes on, say into a ``select`` for *writing*; then the hub runs the second,
+stale callback, which switches into that green thread again with the old
+"readable" answer. kazoo reads it as "not writable in time" and drops the
+connection ("socket time-out during write").
+
+Rules:
+
+1. Every listener and the timer of one ``select`` call share a ``_Call``; the
+   first to fire marks it answered, and only that one switches.
+2. ``finally`` marks it answered too, so nothing can switch in after return.
+3. As in eventlet's version, a timeout lets the hub poll once before it fires,
+   so ``timeout=0`` reports what is ready now.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+import greenlet
+from eventlet import hubs
+
+Ready = Tuple[List[Any], List[Any], List[Any]]
+
+
+class _Call:
+    __slots__ = ("current", "answered", "hub")
+
+    def __init__(self, hub: Any, current: Any) -> None:
+        self.hub = hub
+        self.current = current
+        self.answered = False
+
+    def answer(self, ready: Ready) -> None:
+        if not self.answered:
+            self.answered = True
+            self.current.switch(ready)
+
+    def fail(self, *exc_info: Any) -> None:
+        if not self.answered:
+            self.answered = True
+            self.current.throw(*exc_info)
+
+
+def select(
+    rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any], timeout: Any = None
+) -> Ready:
+    """Wait green until one object is readable or writable, or ``timeout`` seconds.
+
+    Any green thread (never the hub greenlet). Returns as soon as one object is
+    ready, with that object alone in its list.
+    """
+    hub = hubs.get_hub()
+    current = greenlet.getcurrent()
+    if hub.greenlet is current:
+        raise RuntimeError("select() would block the eventlet hub's own loop greenlet")
+    call = _Call(hub, current)
+    readers: Dict[int, Any] = {_fd(obj): obj for obj in rlist}
+    writers: Dict[int, Any] = {_fd(obj): obj for obj in wlist}
+    listeners = []
+    timers = []
+    try:
+        for fd, obj in readers.items():
+            listeners.append(hub.add(hub.READ, fd, lambda _fd, o=obj: call.answer(([o], [], [])), call.fail, _noop))
+        for fd, obj in writers.items():
+            listeners.append(hub.add(hub.WRITE, fd, lambda _fd, o=obj: call.answer(([], [o], [])), call.fail, _noop))
+        if timeout is not None:
+            timers.append(hub.schedule_call_global(timeout, _after_one_poll, call, timers))
+        return hub.switch()
+    finally:
+        call.answered = True
+        for listener in listeners:
+            hub.remove(listener)
+        for timer in timers:
+            timer.cancel()
+
+
+def _after_one_poll(call: _Call, timers: List[Any]) -> None:
+    # Let the hub poll once more before answering "nothing ready" (rule 3).
+    timers.append(call.hub.schedule_call_global(0, call.answer, ([], [], [])))
+
+
+def _fd(obj: Any) -> int:
+    return obj if isinstance(obj, int) else int(obj.fileno())
+
+
+def _noop(*args: Any) -> None:
+    pass
