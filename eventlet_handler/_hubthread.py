@@ -13,6 +13,7 @@ import logging
 from typing import Any, Callable, Optional
 
 import eventlet
+import greenlet
 from eventlet import event as green_event
 from eventlet import hubs, patcher
 
@@ -70,6 +71,14 @@ class HubThread:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to exit (someone else asked it to). True once it has."""
+        if self._thread is None or _threading.get_ident() == self._thread.ident:
+            return self._thread is None
+        self._exited.wait(timeout)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _request_exit(self) -> None:
         if not self._exit_request.ready():
             self._exit_request.send(True)
@@ -110,6 +119,8 @@ def shutdown_current_hub() -> None:
         if bridge is None or bridge.pump_exited:
             break
         eventlet.sleep(0)
+    if hub.running and greenlet.getcurrent() is not hub.greenlet:
+        hub.abort(wait=True)  # leave the run loop, so its asyncio loop can close
     _release_hub_resources(hub)
 
 

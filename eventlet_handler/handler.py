@@ -39,11 +39,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import eventlet
 import greenlet
 from eventlet import hubs, patcher
-from eventlet.green import select as green_select
 from eventlet.queue import LightQueue
 from kazoo.handlers.utils import fileobj_to_fd
 
-from . import _sockets
+from . import _select, _sockets
 from ._bridge import Bridge, current_hub, local_bridge
 from ._errors import HandlerStoppedError, HandlerTimeoutError
 from ._hubthread import HubThread
@@ -60,6 +59,7 @@ LOG = logging.getLogger("eventlet_handler")
 
 _STOP: Any = object()
 _YIELD_AFTER = 0.002  # a worker yields to its hub after this much callback time
+TASK_GRACE_SECONDS = 5.0  # isolated mode: how long stop() lets spawned work finish
 
 STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stopping"
 WATCH, COMPLETION = 0, 1
@@ -72,13 +72,15 @@ class Task:
     ``join()`` and ``is_alive()`` may be called from any green or native thread.
     """
 
-    __slots__ = ("name", "value", "exception", "_done")
+    __slots__ = ("name", "value", "exception", "_done", "_live", "__weakref__")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, live: "set[Task]") -> None:
         self.name = name
         self.value: Any = None
         self.exception: Optional[BaseException] = None
         self._done = Event()
+        self._live = live
+        live.add(self)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} {'alive' if self.is_alive() else 'done'}>"
@@ -90,7 +92,20 @@ class Task:
             self.exception = exc
             LOG.exception("spawned %s raised", self.name)
         finally:
-            self._done.set()
+            self._finish()
+
+    def _finish(self) -> None:
+        self._live.discard(self)
+        self._done.set()
+
+    def _abandon(self) -> None:
+        """Its hub is going away with it still running: release every joiner."""
+        if not self._done.is_set():
+            self.exception = HandlerStoppedError(
+                f"{self.name} was still running when the handler's hub thread stopped"
+            )
+            LOG.warning("%s: abandoned by the stopping hub thread", self.name)
+            self._finish()
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the task has finished; True if it has."""
@@ -209,6 +224,7 @@ class EventletHandler:
         threshold = self.options.slow_callback_threshold
         self._queue_stats = (QueueStats("watch", threshold), QueueStats("completion", threshold))
         self._tasks_spawned = 0
+        self._live_tasks: "set[Task]" = set()
         self._unknown_options_warned: set = set()
 
     # -- introspection -------------------------------------------------------
@@ -357,13 +373,28 @@ class EventletHandler:
                 self._hub = self._bridge = None
         if hubthread is not None:
             self._retired_hubthread = hubthread
-            hubthread.stop()  # from its own thread: only asks it to exit
+            hubthread.call(eventlet.spawn_n, self._retire_hubthread, hubthread)
         LOG.info("%r stopped", self)
+
+    def _retire_hubthread(self, hubthread: HubThread) -> None:
+        """Green thread in the isolated hub: let spawned work end, then exit the thread.
+
+        kazoo stops the handler *before* joining its connection loop, which is
+        spawned work in this hub: the hub stays up until such tasks finish, for
+        at most ``TASK_GRACE_SECONDS``; a task still running then is abandoned
+        (its joiners get ``HandlerStoppedError``), never left hanging.
+        """
+        deadline = time.monotonic() + TASK_GRACE_SECONDS
+        for task in list(self._live_tasks):
+            task.join(max(0.0, deadline - time.monotonic()))
+        for task in list(self._live_tasks):
+            task._abandon()
+        hubthread.stop()  # from its own thread: only asks it to exit
 
     def _join_retired_hubthread(self, timeout: Optional[float] = None) -> None:
         hubthread, self._retired_hubthread = self._retired_hubthread, None
         if hubthread is not None:
-            hubthread.stop(10.0 if timeout is None else timeout)
+            hubthread.join(TASK_GRACE_SECONDS + 5.0 if timeout is None else timeout)
 
     def _stop_at_exit(self) -> None:
         try:
@@ -433,7 +464,7 @@ class EventletHandler:
             raise HandlerStoppedError(
                 "spawn() on an isolated-mode handler that is not started: call start() first"
             )
-        task = Task(describe(func))
+        task = Task(describe(func), self._live_tasks)
         self._tasks_spawned += 1
         self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
         return task
@@ -472,7 +503,7 @@ class EventletHandler:
         for obj in itertools.chain(rlist, wlist, xlist):
             if _fileno(obj) < 0:
                 raise OSError(errno.EBADF, f"select() on a closed socket: {obj!r}")
-        return green_select.select(rlist, wlist, xlist, timeout)
+        return _select.select(rlist, wlist, xlist, timeout)
 
     def socket(self, *args: Any, **kwargs: Any) -> Any:
         """A green TCP socket (TCP_NODELAY, close-on-exec). Any thread."""
