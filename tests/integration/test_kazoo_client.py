@@ -1,0 +1,213 @@
+"""KazooClient on EventletHandler against a real ZooKeeper.
+
+Runs in each test process (unpatched, monkey-patched, asyncio hub); the
+handler's mode is ``auto`` there: isolated unpatched, shared patched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterator, List
+
+import eventlet
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConfigurationError, NoNodeError
+from kazoo.protocol.states import KazooState
+from kazoo.recipe.election import Election
+from kazoo.recipe.lock import Lock
+
+from conftest import MONKEY_PATCHED
+from eventlet_handler import EventletHandler
+
+
+@pytest.fixture
+def root(kazoo_client: KazooClient) -> Iterator[str]:
+    path = f"/it-{uuid.uuid4().hex[:10]}"
+    kazoo_client.ensure_path(path)
+    yield path
+    kazoo_client.delete(path, recursive=True)
+
+
+def _joinall(threads: List[Any], timeout: float) -> None:
+    with eventlet.Timeout(timeout):
+        for thread in threads:
+            thread.wait()
+
+
+def test_crud_and_transaction(kazoo_client: KazooClient, root: str) -> None:
+    client = kazoo_client
+    client.create(f"{root}/a", b"1")
+    assert client.get(f"{root}/a")[0] == b"1"
+    stat = client.set(f"{root}/a", b"2")
+    assert stat.version == 1
+    assert client.exists(f"{root}/b") is None
+    tx = client.transaction()
+    tx.create(f"{root}/b", b"x")
+    tx.set_data(f"{root}/a", b"3", version=1)
+    assert [type(r).__name__ for r in tx.commit()] == ["str", "ZnodeStat"]
+    assert sorted(client.get_children(root)) == ["a", "b"]
+    client.delete(f"{root}/a")
+    with pytest.raises(NoNodeError):
+        client.get(f"{root}/a")
+
+
+def test_data_watch_sees_changes_in_order(kazoo_client: KazooClient, root: str) -> None:
+    path = f"{root}/watched"
+    kazoo_client.create(path, b"0")
+    seen: List[int] = []
+    final = kazoo_client.handler.event_object()
+
+    @kazoo_client.DataWatch(path)
+    def watch(data: Any, stat: Any) -> None:
+        if data is None:  # the node is deleted at teardown
+            return
+        seen.append(int(data))
+        if data == b"100":
+            final.set()
+
+    for i in range(1, 101):
+        kazoo_client.set(path, str(i).encode())
+    assert final.wait(10)
+    assert seen == sorted(seen) and seen[0] == 0 and seen[-1] == 100
+
+
+def test_child_watch_sees_every_list_growing(kazoo_client: KazooClient, root: str) -> None:
+    seen: List[int] = []
+    final = kazoo_client.handler.event_object()
+
+    @kazoo_client.ChildrenWatch(root)
+    def watch(children: List[str]) -> None:
+        seen.append(len(children))
+        if len(children) == 30:
+            final.set()
+
+    for i in range(30):
+        kazoo_client.create(f"{root}/c{i:02d}")
+    assert final.wait(10)
+    assert seen == sorted(seen) and seen[-1] == 30
+
+
+def test_get_async_pipeline_completes_in_order(kazoo_client: KazooClient, root: str) -> None:
+    for i in range(20):
+        kazoo_client.create(f"{root}/n{i}", str(i).encode())
+    results = [kazoo_client.get_async(f"{root}/n{i % 20}") for i in range(2000)]
+    order: List[int] = []
+    last = kazoo_client.handler.event_object()
+    for i, result in enumerate(results):
+        result.rawlink(lambda r, i=i: (order.append(i), i == 1999 and last.set()))
+    assert [int(r.get(timeout=10)[0]) for r in results] == [i % 20 for i in range(2000)]
+    assert last.wait(10)
+    assert order == list(range(2000))
+
+
+def test_lock_contended_by_many_green_threads(kazoo_client: KazooClient, root: str) -> None:
+    counter_path = f"{root}/counter"
+    kazoo_client.create(counter_path, b"0")
+    holders: List[int] = []
+    overlaps: List[int] = []
+
+    def worker(n: int) -> None:
+        lock = Lock(kazoo_client, f"{root}/lock", identifier=str(n))
+        for _ in range(3):
+            with lock:
+                holders.append(n)
+                if len(holders) > 1:
+                    overlaps.append(n)
+                value = int(kazoo_client.get(counter_path)[0])
+                eventlet.sleep(0)
+                kazoo_client.set(counter_path, str(value + 1).encode())
+                holders.remove(n)
+
+    threads = [eventlet.spawn(worker, n) for n in range(40)]
+    _joinall(threads, 60)
+    assert overlaps == []
+    assert int(kazoo_client.get(counter_path)[0]) == 120
+
+
+def test_election_gives_each_green_thread_one_term(kazoo_client: KazooClient, root: str) -> None:
+    terms: List[int] = []
+    in_office: List[int] = []
+
+    def lead(n: int) -> None:
+        in_office.append(n)
+        assert len(in_office) == 1, "two leaders at once"
+        terms.append(n)
+        eventlet.sleep(0.005)
+        in_office.remove(n)
+
+    def candidate(n: int) -> None:
+        Election(kazoo_client, f"{root}/election", identifier=str(n)).run(lead, n)
+
+    threads = [eventlet.spawn(candidate, n) for n in range(25)]
+    _joinall(threads, 60)
+    assert sorted(terms) == list(range(25))
+
+
+def test_dict_command_retry(zookeeper_server: Any) -> None:
+    """kazoo accepts dict retry options only if sleep_func is KazooRetry's default sleep."""
+    options = {"max_tries": 3, "delay": 0.01}
+    handler = EventletHandler()
+    if not MONKEY_PATCHED:
+        # Unpatched, KazooRetry's default is the real time.sleep: kazoo refuses, as with
+        # any green handler. Documented in the README.
+        with pytest.raises(ConfigurationError):
+            KazooClient(zookeeper_server.hosts, handler=handler, command_retry=options)
+        return
+    client = KazooClient(zookeeper_server.hosts, handler=handler, command_retry=options,
+                         connection_retry=options)
+    client.start(timeout=15)
+    try:
+        assert client.retry(client.exists, "/") is not None
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_session_expiry_then_recovery(kazoo_client: KazooClient, zookeeper_server: Any, root: str) -> None:
+    client = kazoo_client
+    states: List[str] = []
+    reconnected = client.handler.event_object()
+
+    def listener(state: str) -> None:
+        states.append(state)
+        if state == KazooState.CONNECTED and KazooState.LOST in states:
+            reconnected.set()
+
+    client.add_listener(listener)
+    client.create(f"{root}/ephemeral", ephemeral=True)
+    old_session = client.client_id[0]
+    # A second client that takes over the session id and closes it expires it.
+    thief = KazooClient(zookeeper_server.hosts, client_id=client.client_id,
+                        handler=EventletHandler())
+    thief.start(timeout=15)
+    thief.stop()
+    thief.close()
+    assert reconnected.wait(20), f"states seen: {states}"
+    assert states[:1] == [KazooState.LOST] or KazooState.LOST in states
+    assert client.client_id[0] != old_session
+    assert client.exists(f"{root}/ephemeral") is None
+    client.create(f"{root}/ephemeral", ephemeral=True)
+    client.remove_listener(listener)
+
+
+def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, root: str) -> None:
+    from kazoo.protocol.connection import _CONNECTION_DROP
+
+    client = kazoo_client
+    states: List[str] = []
+    back = client.handler.event_object()
+
+    def listener(state: str) -> None:
+        states.append(state)
+        if state == KazooState.CONNECTED:
+            back.set()
+
+    session = client.client_id[0]
+    client.add_listener(listener)
+    client._call(_CONNECTION_DROP, client.handler.async_result())
+    assert back.wait(20), f"states seen: {states}"
+    assert states[0] == KazooState.SUSPENDED
+    assert client.client_id[0] == session
+    assert client.get_children(root) == []
+    client.remove_listener(listener)
