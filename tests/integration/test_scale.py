@@ -1,0 +1,118 @@
+"""Scale: one KazooClient shared by C green threads, each doing get/set on its own node.
+
+kazoo's own eventlet handler stalls at about 280 concurrent callers and strands
+requests (design/kazoo-eventlet-gaps.md, section 3); this handler's wake pair never
+fills, so every caller completes. Every final value is then read back by a second,
+independent client. Throughput is printed (run with ``-s`` to see it).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import eventlet
+import pytest
+from kazoo.client import KazooClient
+
+from eventlet_handler import EventletHandler
+from eventlet_handler.testing.zookeeper import ZooKeeperServer, zookeeper_available
+
+CONNECT_TIMEOUT = 15.0
+OPS_PER_THREAD = 5  # set+get pairs per green thread, after one create
+
+
+@pytest.fixture(scope="module")
+def zookeeper() -> Iterator[ZooKeeperServer]:
+    """A standalone server that lets one connection pipeline 10,000+ requests unthrottled."""
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not available here (needs java and the ZooKeeper 3.8 jars)")
+    with ZooKeeperServer(global_outstanding_limit=50_000) as server:
+        yield server
+
+
+def _started_client(hosts: str, handler: EventletHandler) -> KazooClient:
+    client = KazooClient(hosts=hosts, handler=handler)
+    client.start(timeout=CONNECT_TIMEOUT)
+    return client
+
+
+def _run_workers(client: KazooClient, base: str, count: int, deadline: float) -> list[str]:
+    """C green threads in the test's hub; each creates its node then sets and gets it."""
+    errors: list[str] = []
+
+    def worker(index: int) -> None:
+        path = f"{base}/n{index}"
+        try:
+            client.create(path, b"init")
+            for op in range(OPS_PER_THREAD):
+                value = f"{index}:{op}".encode()
+                client.set(path, value)
+                got, _ = client.get(path)
+                if got != value:
+                    errors.append(f"{path}: read {got!r} right after writing {value!r}")
+        except Exception as exc:  # every error counts, whatever its type
+            errors.append(f"{path}: {exc!r}")
+
+    pool = eventlet.GreenPool(count)
+    for index in range(count):
+        pool.spawn_n(worker, index)
+    with eventlet.Timeout(max(1.0, deadline - time.monotonic()), False):
+        pool.waitall()
+    if pool.running():
+        errors.append(f"{pool.running()} of {count} green threads still running at the deadline")
+    return errors
+
+
+def _check_final_values(hosts: str, base: str, count: int) -> list[str]:
+    """Read every node back through a second client on its own handler."""
+    handler = EventletHandler()
+    verifier = _started_client(hosts, handler)
+    try:
+        children = set(verifier.get_children(base))
+        missing = [f"n{i}" for i in range(count) if f"n{i}" not in children]
+        assert not missing, f"{len(missing)} nodes missing on the server, e.g. {missing[:5]}"
+        results = [(i, verifier.get_async(f"{base}/n{i}")) for i in range(count)]
+        wrong = []
+        for index, result in results:
+            value, _ = result.get(timeout=60)
+            expected = f"{index}:{OPS_PER_THREAD - 1}".encode()
+            if value != expected:
+                wrong.append(f"n{index}={value!r} (expected {expected!r})")
+        verifier.delete(base, recursive=True)
+        return wrong
+    finally:
+        verifier.stop()
+        verifier.close()
+        handler.stop(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "threads",
+    [
+        pytest.param(1_000, marks=pytest.mark.timeout(120)),
+        pytest.param(10_000, marks=[pytest.mark.slow, pytest.mark.timeout(300)]),  # ~30-60 s
+    ],
+)
+def test_one_client_many_green_threads_all_complete(
+    zookeeper: ZooKeeperServer, eventlet_handler: EventletHandler, threads: int
+) -> None:
+    client = _started_client(zookeeper.hosts, eventlet_handler)
+    try:
+        base = f"/scale/{uuid.uuid4().hex}"
+        client.ensure_path(base)
+        began = time.monotonic()
+        errors = _run_workers(client, base, threads, deadline=began + 240)
+        elapsed = time.monotonic() - began
+    finally:
+        client.stop()
+        client.close()
+    ops = threads * (1 + 2 * OPS_PER_THREAD)
+    print(
+        f"\nscale C={threads}: {ops} ops in {elapsed:.1f} s = {ops / elapsed:,.0f} ops/s "
+        f"(handler mode {eventlet_handler.mode}, hub {type(eventlet.hubs.get_hub()).__module__})"
+    )
+    assert not errors, f"{len(errors)} errors, e.g.:\n" + "\n".join(errors[:10])
+    wrong = _check_final_values(zookeeper.hosts, base, threads)
+    assert not wrong, f"{len(wrong)} wrong final values, e.g. {wrong[:5]}"
