@@ -225,6 +225,7 @@ class EventletHandler:
         self._queue_stats = (QueueStats("watch", threshold), QueueStats("completion", threshold))
         self._tasks_spawned = 0
         self._live_tasks: "set[Task]" = set()
+        self._exiting = False
         self._unknown_options_warned: set = set()
 
     # -- introspection -------------------------------------------------------
@@ -384,7 +385,8 @@ class EventletHandler:
         at most ``TASK_GRACE_SECONDS``; a task still running then is abandoned
         (its joiners get ``HandlerStoppedError``), never left hanging.
         """
-        deadline = time.monotonic() + TASK_GRACE_SECONDS
+        grace = 0.0 if self._exiting else TASK_GRACE_SECONDS  # at exit nobody joins them
+        deadline = time.monotonic() + grace
         for task in list(self._live_tasks):
             task.join(max(0.0, deadline - time.monotonic()))
         for task in list(self._live_tasks):
@@ -397,6 +399,7 @@ class EventletHandler:
             hubthread.join(TASK_GRACE_SECONDS + 5.0 if timeout is None else timeout)
 
     def _stop_at_exit(self) -> None:
+        self._exiting = True
         try:
             self.stop(timeout=5.0)
         except BaseException:  # interpreter shutdown: greenlet may refuse to switch
