@@ -49,6 +49,8 @@ class Waiter:
     def __init__(self) -> None:
         hub = current_hub()
         self.hub = hub
+        self._event: Any
+        self._lock: Any
         if hub is None:
             self._event = None
             self._lock = allocate_lock()

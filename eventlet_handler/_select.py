@@ -62,8 +62,8 @@ def select(
     call = _Call(hub, current)
     readers: Dict[int, Any] = {_fd(obj): obj for obj in rlist}
     writers: Dict[int, Any] = {_fd(obj): obj for obj in wlist}
-    listeners = []
-    timers = []
+    listeners: List[Any] = []
+    timers: List[Any] = []
     try:
         for fd, obj in readers.items():
             listeners.append(hub.add(hub.READ, fd, lambda _fd, o=obj: call.answer(([o], [], [])), call.fail, _noop))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Protocol
 
 from ._errors import HandlerTimeoutError
 from ._parking import Waiter, allocate_lock, check_timeout, wait_until, wake_all
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .handler import EventletHandler
-
 Link = Callable[["AsyncResult"], Any]
+
+
+class CompletionDispatcher(Protocol):
+    """What a result needs of its handler: a way to queue rawlink callbacks."""
+
+    def _dispatch_completion(self, link: Link, result: "AsyncResult") -> None: ...
 
 _PENDING: Any = object()
 
@@ -38,7 +41,7 @@ class AsyncResult:
 
     __slots__ = ("_handler", "_lock", "_value", "_exception", "_waiters", "_links")
 
-    def __init__(self, handler: "EventletHandler") -> None:
+    def __init__(self, handler: CompletionDispatcher) -> None:
         self._handler = handler
         self._lock = allocate_lock()
         self._value: Any = None
