@@ -13,22 +13,12 @@ from kazoo.protocol.states import EventType
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from eventlet_handler.testing import DeterministicHandler
-from eventlet_handler.testing.zookeeper import ZooKeeperServer, zookeeper_available
+from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
 pytestmark = pytest.mark.timeout(60)
 
 CONNECT_TIMEOUT = 15.0
 WAIT = 10.0
-
-
-@pytest.fixture(scope="module")
-def zookeeper() -> Iterator[ZooKeeperServer]:
-    if not zookeeper_available():
-        pytest.skip("ZooKeeper is not available here (needs java and the ZooKeeper 3.8 jars)")
-    server = ZooKeeperServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -37,8 +27,8 @@ def handler() -> DeterministicHandler:
 
 
 @pytest.fixture
-def client(zookeeper: ZooKeeperServer, handler: DeterministicHandler) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper.hosts, handler=handler)
+def client(zookeeper_server: ZooKeeperServer, handler: DeterministicHandler) -> Iterator[KazooClient]:
+    client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
     client.start(timeout=CONNECT_TIMEOUT)
     yield client
     client.stop()
@@ -46,9 +36,9 @@ def client(zookeeper: ZooKeeperServer, handler: DeterministicHandler) -> Iterato
 
 
 @pytest.fixture
-def other_client(zookeeper: ZooKeeperServer) -> Iterator[KazooClient]:
+def other_client(zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
     """Another session, as another process would have, on its own handler."""
-    client = KazooClient(hosts=zookeeper.hosts, handler=DeterministicHandler())
+    client = KazooClient(hosts=zookeeper_server.hosts, handler=DeterministicHandler())
     client.start(timeout=CONNECT_TIMEOUT)
     yield client
     client.stop()
