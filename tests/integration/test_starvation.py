@@ -1,0 +1,227 @@
+"""Hub starvation (kazoo issue #364): why isolated mode exists.
+
+A green thread of the application's hub runs CPU-bound work without yielding for
+three times the session timeout. The evidence is taken server-side: a native
+sampler thread asks ZooKeeper for ``cons`` (per-connection counters) with the
+*unpatched* socket module, so it runs whatever the hog does and opens no hub.
+
+- isolated: the connection loop lives in the handler's own hub thread, so pings
+  keep reaching the server during the hog (``recved`` of our session rises) and
+  the session survives: no SUSPENDED, no LOST, same session id afterwards.
+- shared: the connection loop lives in the hogged hub. No ping reaches the server,
+  the server expires the session and drops the connection while the hog still
+  runs; once the hub runs again kazoo reports SUSPENDED, then LOST, then
+  reconnects on a new session. This is kazoo's behaviour with its own handlers.
+
+Both outcomes are printed (``-s`` not needed) for the issue's note.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import eventlet
+import pytest
+from eventlet import patcher
+from kazoo.client import KazooClient
+from kazoo.protocol.states import KazooState
+
+from eventlet_handler.testing.zookeeper import ZooKeeperServer
+
+_socket: Any = patcher.original("socket")
+_threading: Any = patcher.original("threading")
+
+pytestmark = pytest.mark.timeout(90)
+
+SESSION_TIMEOUT = 2.0  # seconds; the session fixture's server has tickTime 200 ms
+HOG_SECONDS = 3 * SESSION_TIMEOUT
+SAMPLE_EVERY = 0.1
+CONNECT_TIMEOUT = 15.0
+WAIT = 20.0  # bound of the waits for kazoo's state changes after the hog
+
+MODE_PARAMS = [
+    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
+    for mode in ("shared", "isolated")
+]
+
+_CONNECTION = re.compile(r"\((?P<fields>[^)]*\bsid=0x(?P<sid>[0-9a-f]+)[^)]*)\)")
+_FIELD = re.compile(r"(\w+)=([^,)]+)")
+
+
+def _four_letter_natively(port: int, word: str, timeout: float = 2.0) -> str:
+    """``four_letter`` with the unpatched socket module: never touches a hub."""
+    with _socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(word.encode())
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks).decode()
+            chunks.append(chunk)
+
+
+def _connection_fields(cons: str, session_id: int) -> Optional[dict[str, str]]:
+    """The ``cons`` fields of the connection serving ``session_id``, or None."""
+    for line in cons.splitlines():
+        match = _CONNECTION.search(line)
+        if match and int(match["sid"], 16) == session_id:
+            return dict(_FIELD.findall(match["fields"]))
+    return None
+
+
+@dataclass
+class Sample:
+    at: float
+    recved: Optional[int]  # None: the server has no connection for the session
+
+
+@dataclass
+class ConsSampler:
+    """A native thread sampling the session's ``recved`` counter on the server."""
+
+    port: int
+    session_id: int
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = _threading.Event()
+        self._thread = _threading.Thread(target=self._run, name="cons-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                fields = _connection_fields(_four_letter_natively(self.port, "cons"), self.session_id)
+            except Exception as exc:  # reported by the test, never lost in the thread
+                self.errors.append(repr(exc))
+            else:
+                recved = None if fields is None else int(fields["recved"])
+                self.samples.append(Sample(time.monotonic(), recved))
+            self._stop.wait(SAMPLE_EVERY)
+
+    def __enter__(self) -> ConsSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        assert not self._thread.is_alive(), "the cons sampler did not stop"
+
+    def during(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self.samples if start <= s.at <= end]
+
+
+def _hog(seconds: float) -> float:
+    """CPU-bound work that never yields to the hub; returns how long it ran."""
+    started = time.monotonic()
+    total = 0
+    while time.monotonic() - started < seconds:
+        for i in range(1000):
+            total += i * i
+    return time.monotonic() - started
+
+
+@dataclass
+class Outcome:
+    mode: str
+    hog_seconds: float
+    states: list[str]
+    pings_during_hog: int
+    longest_silence: float  # longest gap between recved increases during the hog
+    dropped_after: Optional[float]  # seconds into the hog the server had closed the connection
+    session_kept: bool
+
+    def line(self) -> str:
+        return (
+            f"starvation[{self.mode}]: hog {self.hog_seconds:.2f} s (session timeout "
+            f"{SESSION_TIMEOUT} s); states after connect {self.states or 'none'}; "
+            f"requests/pings received by the server during the hog {self.pings_during_hog}, "
+            f"longest silence {self.longest_silence:.2f} s; server dropped the connection "
+            f"{'never' if self.dropped_after is None else f'{self.dropped_after:.2f} s into the hog'}; "
+            f"session kept: {self.session_kept}"
+        )
+
+
+def _analyse(sampler: ConsSampler, start: float, end: float) -> tuple[int, float, Optional[float]]:
+    """Requests the server received during [start, end], the longest time it received
+    none, and when (seconds after start) it no longer had the session's connection."""
+    window = sampler.during(start, end)
+    assert len(window) >= HOG_SECONDS / SAMPLE_EVERY / 4, f"too few samples: {window}"
+    counts = [s.recved for s in window if s.recved is not None]
+    pings = counts[-1] - counts[0] if counts else 0
+    last_change, silence, previous = start, 0.0, None
+    for sample in window:
+        if sample.recved is not None and sample.recved != previous:
+            if previous is not None:
+                silence = max(silence, sample.at - last_change)
+            last_change, previous = sample.at, sample.recved
+    silence = max(silence, end - last_change)
+    dropped = next((s.at - start for s in window if s.recved is None), None)
+    return pings, silence, dropped
+
+
+@pytest.fixture
+def client(eventlet_handler: Any, zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
+    client = KazooClient(hosts=zookeeper_server.hosts, handler=eventlet_handler, timeout=SESSION_TIMEOUT)
+    client.start(timeout=CONNECT_TIMEOUT)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
+@pytest.mark.parametrize("mode", MODE_PARAMS)
+def test_hub_starvation(
+    mode: str, client: KazooClient, zookeeper_server: ZooKeeperServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = client.handler
+    assert handler.mode == mode
+    session_id = client.client_id[0]
+    fields = _connection_fields(zookeeper_server.four_letter("cons"), session_id)
+    assert fields is not None and int(fields["to"]) <= SESSION_TIMEOUT * 1000, fields
+
+    states: list[str] = []
+    lost, back = handler.event_object(), handler.event_object()
+
+    def listener(state: str) -> None:
+        states.append(state)
+        if state == KazooState.LOST:
+            lost.set()
+        elif state == KazooState.CONNECTED and KazooState.LOST in states:
+            back.set()
+
+    client.add_listener(listener)
+    with ConsSampler(zookeeper_server.port, session_id) as sampler:
+        started = time.monotonic()
+        hogged = eventlet.spawn(_hog, HOG_SECONDS).wait()  # a green thread of the test's hub
+        ended = time.monotonic()
+        if mode == "shared":
+            # The hub runs again: kazoo finds the connection gone and the session expired.
+            assert lost.wait(WAIT), f"no LOST after the hog; states {states}"
+            assert back.wait(WAIT), f"no reconnection after LOST; states {states}"
+        else:
+            client.exists("/")  # a round trip after the hog, on the same connection
+    assert not sampler.errors, sampler.errors
+    pings, silence, dropped = _analyse(sampler, started, ended)
+    outcome = Outcome(mode, hogged, list(states), pings, silence, dropped, client.client_id[0] == session_id)
+    with capsys.disabled():
+        print(f"\n{outcome.line()}")
+
+    assert hogged >= HOG_SECONDS
+    if mode == "isolated":
+        assert outcome.states == [], "isolated mode: the session never left CONNECTED"
+        assert outcome.session_kept and dropped is None
+        # kazoo pings every read_timeout/2 - jitter (<= 0.67 s at a 2 s session).
+        assert pings >= HOG_SECONDS / SESSION_TIMEOUT * 2, f"pings did not keep flowing: {outcome}"
+        assert silence < SESSION_TIMEOUT, f"the server heard nothing for {silence:.2f} s: {outcome}"
+    else:
+        assert outcome.states[:2] == [KazooState.SUSPENDED, KazooState.LOST], outcome
+        assert outcome.states[-1] == KazooState.CONNECTED and not outcome.session_kept
+        assert pings <= 1, "shared mode: nothing but a request already in flight reaches the server"
+        assert dropped is not None, "the server expired the session and closed its connection during the hog"
