@@ -215,7 +215,10 @@ def _flood_creates(client: KazooClient, base: str, count: int, breaker: Any) -> 
     for index in range(count):
         pool.spawn_n(create, index)
         if index == count // 2:
-            eventlet.sleep(0)
+            # Break once the server has acknowledged some: a cut with requests on both sides.
+            deadline = time.monotonic() + 10
+            while len(acknowledged) < count // 10 and time.monotonic() < deadline:
+                eventlet.sleep(0.001)
             breaker()
     with eventlet.Timeout(60, False):
         pool.waitall()
