@@ -27,8 +27,10 @@ Rules this module relies on (and keeps):
 7. The pump drains ``range(len(calls))`` per wake-up: calls queued while a batch
    runs are seen on the next round, so a call that queues another cannot starve
    the hub.
-8. After ``fork()`` the child forgets every bridge of the parent (their pipes are
-   shared with the parent); new ones are created on demand.
+8. A hub's bridge is an attribute of the hub object, so finding it costs one
+   ``getattr``. After ``fork()`` the child treats every bridge of the parent as
+   gone (their pipes are shared with the parent; a generation counter says so)
+   and creates new ones on demand.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import collections
 import errno
 import logging
 import os
-import weakref
 from typing import Any, Callable, Deque, Optional, Tuple
 
 import eventlet
@@ -65,11 +66,6 @@ def current_hub() -> Optional[Any]:
     return getattr(hubs._threadlocal, "hub", None)
 
 
-def in_hub_greenlet(hub: Any) -> bool:
-    """True when the caller is the hub's own loop greenlet (where nothing may block)."""
-    return greenlet.getcurrent() is hub.greenlet
-
-
 class Bridge:
     """A thread-safe call queue into one hub (see the module rules).
 
@@ -85,7 +81,7 @@ class Bridge:
 
     __slots__ = (
         "_calls", "_lock", "_wake_pending", "_closed", "_rfd", "_wfd",
-        "_pid", "_hub_ref", "calls_run", "pump_exited", "__weakref__",
+        "_generation", "calls_run", "pump_exited",
     )
 
     def __init__(self, hub: Any) -> None:
@@ -97,8 +93,7 @@ class Bridge:
         self._rfd, self._wfd = _os.pipe()
         _os.set_blocking(self._rfd, False)
         _os.set_blocking(self._wfd, False)
-        self._pid = _os.getpid()
-        self._hub_ref = weakref.ref(hub)
+        self._generation = _fork_generation
         self.calls_run = 0
         self.pump_exited = False
         eventlet.spawn_n(self._pump)
@@ -165,7 +160,7 @@ class Bridge:
             self._drain_pipe()
             closed = self._closed
         self._run_batch()
-        return not closed and self._pid == _os.getpid()
+        return not closed and self._generation == _fork_generation
 
     def _drain_pipe(self) -> None:
         try:
@@ -197,8 +192,8 @@ class Bridge:
                     pass
 
 
-_registry: "weakref.WeakKeyDictionary[Any, Bridge]" = weakref.WeakKeyDictionary()
-_registry_lock = _thread.allocate_lock()
+_ATTR = "_eventlet_handler_bridge"  # a hub's bridge lives on the hub object itself
+_fork_generation = 0
 
 
 def local_bridge() -> Bridge:
@@ -207,12 +202,16 @@ def local_bridge() -> Bridge:
     Call from a green thread (or the main greenlet) of the hub you want to be
     reachable; never from the hub greenlet itself.
     """
-    hub = hubs.get_hub()
-    with _registry_lock:
-        bridge = _registry.get(hub)
-        if bridge is None or bridge.closed:
-            bridge = _registry[hub] = Bridge(hub)
-        return bridge
+    return ensure_bridge(hubs.get_hub())
+
+
+def ensure_bridge(hub: Any) -> Bridge:
+    """``hub``'s open bridge, created if missing; call only in ``hub``'s own thread."""
+    bridge = getattr(hub, _ATTR, None)
+    if bridge is None or bridge._closed or bridge._generation != _fork_generation:
+        bridge = Bridge(hub)
+        setattr(hub, _ATTR, bridge)
+    return bridge
 
 
 def bridge_of(hub: Any) -> Bridge:
@@ -221,31 +220,26 @@ def bridge_of(hub: Any) -> Bridge:
     :raises BridgeClosed: that hub has no open bridge (it never had a waiter, or
         it was shut down).
     """
-    with _registry_lock:
-        bridge = _registry.get(hub)
-    if bridge is None or bridge.closed:
+    bridge = getattr(hub, _ATTR, None)
+    if bridge is None or bridge._closed or bridge._generation != _fork_generation:
         raise BridgeClosed(f"the eventlet hub {hub!r} has no open bridge")
     return bridge
 
 
 def close_bridge(hub: Any) -> None:
     """Close and forget ``hub``'s bridge, if it has one. Any thread."""
-    with _registry_lock:
-        bridge = _registry.pop(hub, None)
+    bridge = getattr(hub, _ATTR, None)
     if bridge is not None:
+        try:
+            delattr(hub, _ATTR)
+        except AttributeError:  # a concurrent close_bridge() won
+            pass
         bridge.close()
 
 
-def open_bridge_count() -> int:
-    """How many hubs have an open bridge (for leak checks and stats)."""
-    with _registry_lock:
-        return sum(1 for b in _registry.values() if not b.closed)
-
-
 def _forget_parent_bridges() -> None:
-    global _registry, _registry_lock
-    _registry = weakref.WeakKeyDictionary()
-    _registry_lock = _thread.allocate_lock()
+    global _fork_generation
+    _fork_generation += 1
 
 
 os.register_at_fork(after_in_child=_forget_parent_bridges)

@@ -113,7 +113,7 @@ def shutdown_current_hub() -> None:
     hub = current_hub()
     if hub is None:
         return
-    bridge = _registry_bridge(hub)
+    bridge = _open_bridge_of(hub)
     close_bridge(hub)
     for _ in range(100):
         if bridge is None or bridge.pump_exited:
@@ -124,7 +124,7 @@ def shutdown_current_hub() -> None:
     _release_hub_resources(hub)
 
 
-def _registry_bridge(hub: Any) -> Optional[Bridge]:
+def _open_bridge_of(hub: Any) -> Optional[Bridge]:
     try:
         return bridge_of(hub)
     except BridgeClosed:

@@ -10,7 +10,7 @@ place:
    waits *natively* on an unpatched lock, and no hub is created for it.
 2. A green waiter's ``Event`` is only ever sent in its own hub: directly when the
    waker runs in that hub, otherwise through that hub's bridge. Parking a green
-   waiter makes sure its hub has a bridge (``local_bridge()``).
+   waiter makes sure its hub has a bridge (``ensure_bridge()``).
 3. Waking is idempotent, never blocks and never switches; a waiter that already
    timed out ignores a late wake.
 4. Nobody may block in the hub greenlet itself: that is refused with an error.
@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
+import greenlet
 from eventlet import event as green_event
 from eventlet import patcher
 
-from ._bridge import BridgeClosed, bridge_of, current_hub, in_hub_greenlet, local_bridge
+from ._bridge import BridgeClosed, bridge_of, current_hub, ensure_bridge
 
 _thread: Any = patcher.original("_thread")
 allocate_lock: Callable[[], Any] = _thread.allocate_lock
@@ -56,12 +57,12 @@ class Waiter:
             self._lock = allocate_lock()
             self._lock.acquire()
             return
-        if in_hub_greenlet(hub):
+        if greenlet.getcurrent() is hub.greenlet:
             raise RuntimeError(
                 "cannot block in the eventlet hub's own loop (inside a hub timer or "
                 "listener callback); call this from a green thread instead"
             )
-        local_bridge()
+        ensure_bridge(hub)
         self._event = green_event.Event()
         self._lock = None
 

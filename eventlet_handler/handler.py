@@ -72,15 +72,20 @@ class Task:
     ``join()`` and ``is_alive()`` may be called from any green or native thread.
     """
 
-    __slots__ = ("name", "value", "exception", "_done", "_live", "__weakref__")
+    __slots__ = ("_func", "value", "exception", "_done", "_live", "__weakref__")
 
-    def __init__(self, name: str, live: "set[Task]") -> None:
-        self.name = name
+    def __init__(self, func: Callable[..., Any], live: "set[Task]") -> None:
+        self._func = func
         self.value: Any = None
         self.exception: Optional[BaseException] = None
         self._done = Event()
         self._live = live
         live.add(self)
+
+    @property
+    def name(self) -> str:
+        """The spawned function's name (computed when asked: spawn stays cheap)."""
+        return describe(self._func)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} {'alive' if self.is_alive() else 'done'}>"
@@ -429,13 +434,19 @@ class EventletHandler:
             ) from None
         if not callable(func):
             raise TypeError(f"dispatch_callback(): callback.func is not callable: {func!r}")
-        self._post(WATCH, func, tuple(args))
+        self._post(WATCH, func, args if type(args) is tuple else tuple(args))
 
     def _dispatch_completion(self, link: Callable[[AsyncResult], Any], result: AsyncResult) -> None:
         """Queue a result's rawlink callback on the completion worker. Any thread."""
         self._post(COMPLETION, link, (result,))
 
     def _post(self, which: int, func: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        if self._state == RUNNING and current_hub() is self._hub:
+            # Home-hub fast path, no lock: nothing can switch between this check and
+            # the put, and STOP only enters the queue through the bridge pump, which
+            # runs in this very hub; so the item lands ahead of any STOP (rule 4).
+            self._workers[which].queue.put((func, args))
+            return
         with self._state_lock:
             if self._state == RUNNING:
                 queue = self._workers[which].queue
@@ -467,7 +478,7 @@ class EventletHandler:
             raise HandlerStoppedError(
                 "spawn() on an isolated-mode handler that is not started: call start() first"
             )
-        task = Task(describe(func), self._live_tasks)
+        task = Task(func, self._live_tasks)
         self._tasks_spawned += 1
         self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
         return task
