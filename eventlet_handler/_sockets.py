@@ -52,9 +52,18 @@ def create_connection(
     )
     sock = green_socket.create_connection(address, timeout)
     try:
-        conn = context.wrap_socket(sock, server_hostname=hostname or address[0])
+        # wrap_socket() detaches sock's fd into the TLS socket: handshake separately so
+        # that a failed handshake can close the socket that owns the fd.
+        conn = context.wrap_socket(
+            sock, server_hostname=hostname or address[0], do_handshake_on_connect=False
+        )
     except BaseException:
         sock.close()
+        raise
+    try:
+        conn.do_handshake()
+    except BaseException:
+        conn.close()
         raise
     conn.settimeout(timeout)
     conn.setsockopt(green_socket.IPPROTO_TCP, green_socket.TCP_NODELAY, 1)

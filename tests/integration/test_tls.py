@@ -100,27 +100,22 @@ def test_tls_connect_crud_and_watch(
 # records until the test's report: the failed TLS sockets in those tracebacks stay open
 # (see test_tls_failed_handshake_closes_its_socket_while_the_error_is_kept), so the
 # fixture's fd check is off for tests that make kazoo fail handshakes.
-KAZOO_LOGS_FAILED_HANDSHAKES = pytest.mark.eventlet_handler_options(check_leaks=False)
 
 
 def _open_fds() -> set[int]:
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
-@KAZOO_LOGS_FAILED_HANDSHAKES  # the failure itself keeps the errors' tracebacks
 def test_tls_failed_handshake_closes_its_socket_while_the_error_is_kept(
     tls_server: ZooKeeperServer, material: TLSMaterial, eventlet_handler: EventletHandler
 ) -> None:
-    """PACKAGE BUG (reported to the lead; fails until _sockets.create_connection is fixed).
-
-    A refused handshake must not leave its fd open for as long as somebody holds the
+    """A refused handshake must not leave its fd open for as long as somebody holds the
     exception: kazoo logs it (``logger.warning("Connection dropped: %s", e)``), and any
     log handler that keeps records (pytest's capture, Sentry, a memory handler) then
     keeps one fd per failed attempt. ``wrap_socket`` raises from inside the green
     ``SSLSocket`` constructor, whose frame in the traceback holds the socket; closing
-    the plain socket does not close it. Fix: ``wrap_socket(...,
-    do_handshake_on_connect=False)``, then ``conn.do_handshake()`` and ``conn.close()``
-    (and ``sock.close()``) on failure.
+    the plain socket does not close it; so the handler handshakes separately and
+    closes the TLS socket on failure.
     """
     gc.collect()
     before = _open_fds()
@@ -136,7 +131,6 @@ def test_tls_failed_handshake_closes_its_socket_while_the_error_is_kept(
     assert not leaked, f"{len(leaked)} fds of failed handshakes still open while their errors are kept"
 
 
-@KAZOO_LOGS_FAILED_HANDSHAKES
 def test_tls_wrong_ca_is_refused_with_a_clear_error(
     tls_server: ZooKeeperServer, material: TLSMaterial, eventlet_handler: EventletHandler,
     clients: Any,
@@ -243,7 +237,6 @@ class Ticker:
         assert self._task.join(5), "ticker did not stop"
 
 
-@KAZOO_LOGS_FAILED_HANDSHAKES
 def test_tls_handshake_never_stalls_the_hub(
     tls_server: ZooKeeperServer, material: TLSMaterial, eventlet_handler: EventletHandler, clients: Any
 ) -> None:
