@@ -1,0 +1,102 @@
+"""handler.stats() and the slow-callback warning."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterator
+
+import eventlet
+import pytest
+from eventlet import patcher
+from kazoo.protocol.states import Callback
+
+from eventlet_handler import EventletHandler
+
+_threading: Any = patcher.original("threading")
+
+
+@pytest.fixture
+def handler() -> Iterator[EventletHandler]:
+    handler = EventletHandler("shared", slow_callback_threshold=0.05)
+    handler.start()
+    yield handler
+    handler.stop(timeout=10)
+
+
+def _dispatch_and_wait(handler: EventletHandler, func: Any, *args: Any) -> None:
+    done = handler.event_object()
+    handler.dispatch_callback(Callback("watch", func, args))
+    handler.dispatch_callback(Callback("watch", done.set, ()))
+    assert done.wait(5)
+
+
+def _slow_callback() -> None:
+    time.sleep(0.08)  # holds the worker natively, on purpose
+
+
+def test_stats_counts_runs_failures_and_latency(handler: EventletHandler) -> None:
+    for _ in range(10):
+        _dispatch_and_wait(handler, lambda: None)
+    _dispatch_and_wait(handler, lambda: 1 / 0)
+    result = handler.async_result()
+    linked = handler.event_object()
+    result.rawlink(lambda r: linked.set())
+    result.set(1)
+    assert linked.wait(5)
+    stats = handler.stats()
+    watch, completion = stats["queues"]["watch"], stats["queues"]["completion"]
+    assert watch["run"] == 22 and watch["failed"] == 1
+    assert completion["run"] == 1 and completion["failed"] == 0
+    assert watch["depth"] == 0
+    assert 0 <= watch["latency_p50_seconds"] <= watch["latency_p99_seconds"] <= watch["latency_max_seconds"]
+    assert stats["mode"] == "shared" and stats["state"] == "running"
+
+
+def test_slow_callback_is_warned_by_name_and_counted(
+    handler: EventletHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
+        _dispatch_and_wait(handler, _slow_callback)
+    warnings = [r.getMessage() for r in caplog.records if "slow callback" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "_slow_callback" in warnings[0] and "watch worker" in warnings[0]
+    watch = handler.stats()["queues"]["watch"]
+    assert watch["slow"] == 1
+    assert watch["slowest_seconds"] >= 0.08
+    assert watch["slowest_callback"].endswith("_slow_callback")
+
+
+def test_threshold_none_turns_the_warning_off(caplog: pytest.LogCaptureFixture) -> None:
+    handler = EventletHandler("shared", slow_callback_threshold=None)
+    handler.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
+            _dispatch_and_wait(handler, _slow_callback)
+        assert not [r for r in caplog.records if "slow callback" in r.getMessage()]
+        assert handler.stats()["queues"]["watch"]["slow"] == 0
+    finally:
+        handler.stop(timeout=10)
+
+
+def test_stats_depth_shows_queued_callbacks(handler: EventletHandler) -> None:
+    gate = handler.event_object()
+    handler.dispatch_callback(Callback("watch", gate.wait, (5,)))
+    for _ in range(5):
+        handler.dispatch_callback(Callback("watch", lambda: None, ()))
+    eventlet.sleep(0)  # the worker takes the first and blocks on the gate
+    assert handler.stats()["queues"]["watch"]["depth"] == 5
+    gate.set()
+
+
+def test_stats_counts_bridge_calls_from_native_threads(handler: EventletHandler) -> None:
+    before = handler.stats()["bridge_calls"]
+    done = handler.event_object()
+    thread = _threading.Thread(
+        target=lambda: [handler.dispatch_callback(Callback("watch", done.set, ())) for _ in range(3)],
+        daemon=True,
+    )
+    thread.start()
+    assert done.wait(5)
+    thread.join(5)
+    assert handler.stats()["bridge_calls"] >= before + 1
