@@ -56,7 +56,7 @@ def _four_letter_natively(port: int, word: str, timeout: float = 2.0) -> str:
     """``four_letter`` with the unpatched socket module: never touches a hub."""
     with _socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(word.encode())
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = sock.recv(65536)
             if not chunk:
