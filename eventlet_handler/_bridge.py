@@ -39,7 +39,8 @@ import collections
 import errno
 import logging
 import os
-from typing import Any, Callable, Deque, Optional, Tuple
+import weakref
+from typing import Any, Callable, Deque, List, Optional, Tuple
 
 import eventlet
 import greenlet
@@ -47,6 +48,7 @@ from eventlet import hubs, patcher
 
 _os: Any = patcher.original("os")
 _thread: Any = patcher.original("_thread")
+_threading: Any = patcher.original("threading")
 
 LOG = logging.getLogger(__name__)
 
@@ -211,7 +213,59 @@ def ensure_bridge(hub: Any) -> Bridge:
     if bridge is None or bridge._closed or bridge._generation != _fork_generation:
         bridge = Bridge(hub)
         setattr(hub, _ATTR, bridge)
+        _retire_when_thread_ends(bridge, hub)
     return bridge
+
+
+class _ThreadExitGuard:
+    """One per thread, in an unpatched thread-local: finalized when its thread ends."""
+
+    __slots__ = ("retired", "__weakref__")
+
+    def __init__(self) -> None:
+        self.retired: List[Tuple[Bridge, Any]] = []
+
+
+_thread_local: Any = _threading.local()
+
+
+def _retire_when_thread_ends(bridge: Bridge, hub: Any) -> None:
+    # A native thread may gain a hub (kazoo's retries sleep with eventlet.sleep) and a
+    # bridge (its next wait parks green), then end without retiring them: Python
+    # clears the thread's locals as it ends, and the finalizer closes what they hold.
+    guard = getattr(_thread_local, "guard", None)
+    if guard is None:
+        guard = _thread_local.guard = _ThreadExitGuard()
+        weakref.finalize(guard, _retire_abandoned, guard.retired)
+    guard.retired.append((bridge, hub))
+
+
+def _retire_abandoned(retired: List[Tuple[Any, Any]]) -> None:
+    for bridge, hub in retired:
+        bridge._close_fds()
+        release_hub_resources(hub)
+
+
+def release_hub_resources(hub: Any) -> None:
+    """Close what a hub holds open (its poller fd, its asyncio loop). Any thread.
+
+    Only for a hub whose thread is done with it: retiring, or already ended.
+    """
+    for name in ("poll", "epoll"):
+        closer = getattr(getattr(hub, name, None), "close", None)
+        if closer is not None:
+            try:
+                closer()
+            except Exception:  # pragma: no cover
+                LOG.debug("closing the hub's poller failed", exc_info=True)
+    loop = getattr(hub, "loop", None)
+    if loop is not None and not loop.is_closed():
+        if loop.is_running() and getattr(loop, "_thread_id", None) is not None:
+            loop._thread_id = None  # "running" only in a greenlet that will never resume
+        try:
+            loop.close()
+        except Exception:
+            LOG.debug("closing the hub's asyncio loop failed", exc_info=True)
 
 
 def bridge_of(hub: Any) -> Bridge:

@@ -17,7 +17,9 @@ import greenlet
 from eventlet import event as green_event
 from eventlet import hubs, patcher
 
-from ._bridge import Bridge, BridgeClosed, bridge_of, close_bridge, current_hub, local_bridge
+from ._bridge import (
+    Bridge, BridgeClosed, bridge_of, close_bridge, current_hub, local_bridge, release_hub_resources,
+)
 from ._primitives import Event
 
 _threading: Any = patcher.original("threading")
@@ -121,7 +123,11 @@ def shutdown_current_hub() -> None:
         eventlet.sleep(0)
     if hub.running and greenlet.getcurrent() is not hub.greenlet:
         hub.abort(wait=True)  # leave the run loop, so its asyncio loop can close
-    _release_hub_resources(hub)
+    release_hub_resources(hub)
+    try:
+        del hubs._threadlocal.hub  # this thread has no hub any more
+    except AttributeError:
+        pass
 
 
 def _open_bridge_of(hub: Any) -> Optional[Bridge]:
@@ -129,25 +135,3 @@ def _open_bridge_of(hub: Any) -> Optional[Bridge]:
         return bridge_of(hub)
     except BridgeClosed:
         return None
-
-
-def _release_hub_resources(hub: Any) -> None:
-    """Close what the thread's hub holds open (its poller fd, asyncio loop)."""
-    for name in ("poll", "epoll"):
-        poller = getattr(hub, name, None)
-        closer = getattr(poller, "close", None)
-        if closer is not None:
-            try:
-                closer()
-            except Exception:  # pragma: no cover
-                LOG.debug("closing the hub's poller failed", exc_info=True)
-    loop = getattr(hub, "loop", None)
-    if loop is not None and hasattr(loop, "close"):
-        try:
-            loop.close()
-        except Exception:
-            LOG.debug("closing the hub's asyncio loop failed", exc_info=True)
-    try:
-        del hubs._threadlocal.hub
-    except AttributeError:
-        pass

@@ -279,17 +279,6 @@ class Workload:
         self.tree.close()
 
 
-def _in_native_thread(fn: Any, *args: Any) -> None:
-    """Run ``fn`` as a native thread's body, then retire the hub the thread may have
-    gained: kazoo's retries sleep with ``handler.sleep_func`` (``eventlet.sleep``),
-    which gives a native thread a hub, and a hub's fds outlive the thread (see
-    test_native_thread_that_gained_a_hub_leaves_no_fds_behind)."""
-    try:
-        fn(*args)
-    finally:
-        shutdown_current_hub()
-
-
 @pytest.mark.parametrize("mode", MODE_PARAMS)
 def test_client_used_by_native_and_green_threads_at_once(
     mode: str, kazoo_client: KazooClient, base: str
@@ -302,7 +291,7 @@ def test_client_used_by_native_and_green_threads_at_once(
     green = [f"green-{i}" for i in range(GREEN_WORKERS)]
     work = Workload(client, base, native + green)
     work.start()
-    threads = [_threading.Thread(target=_in_native_thread, args=(work.run, name), name=name, daemon=True)
+    threads = [_threading.Thread(target=work.run, args=(name,), name=name, daemon=True)
                for name in native]
     try:
         for thread in threads:
@@ -330,16 +319,11 @@ def test_client_used_by_native_and_green_threads_at_once(
 
 
 @pytest.mark.eventlet_handler_options(mode="isolated", check_leaks=False)  # the test checks fds itself
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: a native thread that gained a hub (kazoo's retry sleeps with "
-    "eventlet.sleep) and parked on a handler primitive (so its hub got a bridge) leaks the "
-    "bridge's pipe and the hub's poller fds when it ends without shutdown_current_hub()",
-)
 def test_native_thread_that_gained_a_hub_leaves_no_fds_behind(kazoo_client: KazooClient, base: str) -> None:
     """What a thread-pool worker does when a kazoo call retries: sleep with the
-    handler's ``sleep_func`` between tries, then wait on the client; then the thread
-    ends. It must not leave file descriptors behind."""
+    handler's ``sleep_func`` between tries (which gives the thread a hub), then wait
+    on the client (which gives that hub a bridge); then the thread ends without any
+    clean-up call. It must not leave file descriptors behind."""
     before = set(os.listdir("/proc/self/fd"))
     errors: list[str] = []
 
