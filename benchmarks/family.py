@@ -97,72 +97,11 @@ class ThreadRuntime(Runtime):
         time.sleep(seconds)
 
 
-def _whatif_guarded_select() -> None:
-    """What-if (BENCH_WHATIF=select): our handler's select() with listeners that
-    cannot fire after it returned.
-
-    eventlet's poll/epoll hubs collect the callbacks of one poll() and then run
-    them all; ``eventlet.green.select.select`` over two ready fds switches back
-    on the first and the second (stale) callback later switches into whatever
-    the green thread blocks in next (seen: kazoo's write-select getting a read
-    result -> "socket time-out during write" -> ConnectionLoss). This measures
-    the suggested fix without editing the package.
-    """
-    import types
-
-    import greenlet
-    from eventlet import hubs
-    from eventlet.green.select import get_fileno
-
-    from eventlet_handler import handler as handler_module
-
-    def select(rlist: Any, wlist: Any, xlist: Any, timeout: Optional[float] = None) -> Any:
-        hub = hubs.get_hub()
-        current = greenlet.getcurrent()
-        fired = [False]
-
-        def finish(result: Any) -> None:
-            if not fired[0]:
-                fired[0] = True
-                current.switch(result)
-
-        def fail(*exc: Any) -> None:
-            if not fired[0]:
-                fired[0] = True
-                current.throw(*exc)
-
-        readers = {get_fileno(o): o for o in rlist}
-        writers = {get_fileno(o): o for o in wlist}
-        listeners = []
-        timers = []
-        if timeout is not None:
-            timers.append(hub.schedule_call_global(
-                timeout, lambda: timers.append(hub.schedule_call_global(0, finish, ([], [], []))))
-            )
-        try:
-            for fd in readers:
-                listeners.append(hub.add(hub.READ, fd, lambda f: finish(([readers[f]], [], [])), fail, lambda: None))
-            for fd in writers:
-                listeners.append(hub.add(hub.WRITE, fd, lambda f: finish(([], [writers[f]], [])), fail, lambda: None))
-            return hub.switch()
-        finally:
-            fired[0] = True
-            for listener in listeners:
-                hub.remove(listener)
-            for timer in timers:
-                timer.cancel()
-
-    handler_module.green_select = types.SimpleNamespace(select=select)
-
-
 def make_family(family: str, **options: Any) -> "tuple[Runtime, Any]":
     """(runtime, handler) for a family; the handler is not started."""
     if family.startswith("ours-"):
         runtime: Runtime = EventletRuntime()
         from eventlet_handler import EventletHandler
-
-        if "select" in os.environ.get("BENCH_WHATIF", "").split(","):
-            _whatif_guarded_select()
 
         return runtime, EventletHandler(mode=family.split("-", 1)[1], **options)
     if family == "K-E":

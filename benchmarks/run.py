@@ -70,8 +70,7 @@ class Job:
         return self.group == "zk" or family != "raw"
 
 
-def run_job(job: Job, family: str, hosts: str, quick: bool, duration: float,
-            whatif: str = "") -> Dict[str, Dict[str, Any]]:
+def run_job(job: Job, family: str, hosts: str, quick: bool, duration: float) -> Dict[str, Dict[str, Any]]:
     """Run one family's job in a subprocess; {metric: record}. Never raises, never hangs."""
     argv = [sys.executable, str(HERE / "family.py"), family, job.group, "--hosts", hosts,
             "--duration", str(duration)]
@@ -81,7 +80,6 @@ def run_job(job: Job, family: str, hosts: str, quick: bool, duration: float,
         argv += ["--concurrency", str(job.concurrency)]
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
     env.pop("EVENTLET_HANDLER_MODE", None)
-    env["BENCH_WHATIF"] = whatif
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, start_new_session=True, text=True)
@@ -200,7 +198,6 @@ def main() -> int:
     parser.add_argument("--jobs", default="local,zk,scale", help="which job groups to run")
     parser.add_argument("--out", default=str(HERE / "results"), help="directory for latest.json/png")
     parser.add_argument("--name", default="latest", help="output file stem")
-    parser.add_argument("--whatif", default="", help="what-if patches for our handler's processes (select)")
     parser.add_argument("--report-only", metavar="JSON", help="re-print the table and chart of a results file")
     args = parser.parse_args()
     if args.report_only:
@@ -244,7 +241,7 @@ def main() -> int:
                 for family in families[shift:] + families[:shift]:
                     if not job.applies_to(family):
                         continue
-                    records = run_job(job, family, server.hosts, args.quick, duration, args.whatif)
+                    records = run_job(job, family, server.hosts, args.quick, duration)
                     for metric, record in records.items():
                         if record.get("status") == "info":
                             extras.setdefault(f"{family}:{metric}", []).append(record)
@@ -265,7 +262,7 @@ def main() -> int:
         "config": {
             "rounds": rounds, "quick": args.quick, "families": families, "scale_levels": levels,
             "scale_duration_seconds": duration, "zookeeper": {"tickTime": 2000, "globalOutstandingLimit": 200_000},
-            "monkey_patched": False, "whatif": args.whatif or None,
+            "monkey_patched": False,
         },
         "metrics": summary,
         "extras": extras,
