@@ -8,12 +8,17 @@ that hub*.
 
 Rules this module relies on (and keeps):
 
-1. A bridge belongs to exactly one hub, and its pump green thread runs in that
-   hub. A bridge is created only from its hub's own thread (``local_bridge()``),
-   because only there can the pump be spawned.
+1. A bridge belongs to exactly one hub. Its *pump* is a read listener on the
+   bridge's pipe, registered once in that hub, so it runs in the hub greenlet
+   (no green thread to switch to, no listener to re-register per wake-up). A
+   bridge is created only in its hub's own thread (``ensure_bridge()``).
 2. ``call_soon_threadsafe()`` may be called from any green thread of any hub,
    from any native thread, and from the pump itself. It never blocks on I/O and
-   never switches green threads.
+   never switches green threads. The calls run in the hub greenlet, so they
+   must not block or switch either: they only schedule (``Event.send()``,
+   an unbounded ``LightQueue.put()``, ``spawn_n()``). A call that tried to
+   block would get eventlet's "do not call blocking functions from the
+   mainloop" error, which the pump logs.
 3. The producer holds the native lock across "check closed, enqueue, wake", so a
    call is either refused with :class:`BridgeClosed` or certain to run: none is
    ever stranded by a concurrent ``close()``.
@@ -42,8 +47,6 @@ import os
 import weakref
 from typing import Any, Callable, Deque, List, Optional, Tuple
 
-import eventlet
-import greenlet
 from eventlet import hubs, patcher
 
 _os: Any = patcher.original("os")
@@ -74,20 +77,18 @@ class Bridge:
     Thread contract:
 
     1. ``call_soon_threadsafe()`` and ``close()``: any thread, any hub.
-    2. The calls themselves run in the owning hub, on the pump green thread, in
-       the order they were queued (FIFO across all producers). A call may
-       block green (it delays later calls) but must not block natively.
+    2. The calls themselves run in the owning hub's greenlet, in the order they
+       were queued (FIFO across all producers); they must not block (rule 2).
     3. An exception raised by a call is logged with its traceback; the pump
        goes on with the next call.
     """
 
     __slots__ = (
         "_calls", "_lock", "_wake_pending", "_closed", "_rfd", "_wfd",
-        "_generation", "calls_run", "pump_exited",
+        "_generation", "calls_run", "pump_exited", "_hub", "_listener",
     )
 
     def __init__(self, hub: Any) -> None:
-        assert current_hub() is hub, "a bridge must be created in its hub's thread"
         self._calls: Deque[Call] = collections.deque()
         self._lock = _thread.allocate_lock()
         self._wake_pending = False
@@ -98,14 +99,16 @@ class Bridge:
         self._generation = _fork_generation
         self.calls_run = 0
         self.pump_exited = False
-        eventlet.spawn_n(self._pump)
+        self._hub = hub
+        self._listener = hub.add(hub.READ, self._rfd, self._pump, self._pump_failed, _noop)
+        assert current_hub() is hub, "a bridge must be created in its hub's thread"
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` soon in the bridge's hub, on its pump green thread.
+        """Run ``fn(*args)`` soon in the bridge's hub, in its hub greenlet (rule 2).
 
         Safe to call from any green thread of any hub and from native threads.
         If no exception is raised, ``fn`` is guaranteed to run (rule 3).
@@ -144,25 +147,24 @@ class Bridge:
             if exc.errno != errno.EBADF:
                 raise
 
-    def _pump(self) -> None:
-        try:
-            while self._pump_once():
-                pass
-        finally:
-            self._close_fds()
-            self.pump_exited = True
-
-    def _pump_once(self) -> bool:
-        try:
-            hubs.trampoline(self._rfd, read=True)
-        except greenlet.GreenletExit:
-            return False
+    def _pump(self, _fd: int) -> None:
+        # The hub's read listener for the pipe, run in the hub greenlet (rule 2).
         with self._lock:
             self._wake_pending = False
             self._drain_pipe()
             closed = self._closed
         self._run_batch()
-        return not closed and self._generation == _fork_generation
+        if closed or self._generation != _fork_generation:
+            self._retire()
+
+    def _pump_failed(self, *exc_info: Any) -> None:
+        LOG.error("the bridge's pipe failed in its hub", exc_info=exc_info)
+        self._retire()
+
+    def _retire(self) -> None:
+        self._hub.remove(self._listener)
+        self._close_fds()
+        self.pump_exited = True
 
     def _drain_pipe(self) -> None:
         try:
@@ -297,3 +299,7 @@ def _forget_parent_bridges() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_parent_bridges)
+
+
+def _noop(*args: Any) -> None:
+    pass
