@@ -39,7 +39,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import eventlet
 import greenlet
 from eventlet import hubs, patcher
-from eventlet.queue import LightQueue
 from kazoo.handlers.utils import fileobj_to_fd
 
 from . import _select, _sockets
@@ -48,132 +47,22 @@ from ._errors import HandlerStoppedError, HandlerTimeoutError
 from ._hubthread import HubThread
 from ._parking import allocate_lock, check_timeout
 from ._primitives import Event, Lock, Queue, RLock
+from ._task import Task
 from ._wakepair import WakeReader, WakeWriter, create_wake_pair
+from ._worker import STOP, Worker, run_inline
 from .config import UNSET, HandlerOptions, _Unset, resolve_options
 from .result import AsyncResult
-from .stats import QueueStats, describe
+from .stats import QueueStats
 
 _threading: Any = patcher.original("threading")
 
 LOG = logging.getLogger("eventlet_handler")
 
-_STOP: Any = object()
-_YIELD_AFTER = 0.002  # a worker yields to its hub after this much callback time
 TASK_GRACE_SECONDS = 5.0  # isolated mode: how long stop() lets spawned work finish
 
 STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stopping"
 WATCH, COMPLETION = 0, 1
 _ids = itertools.count(1)
-
-
-class Task:
-    """What :meth:`EventletHandler.spawn` returns: a green thread in the home hub.
-
-    ``join()`` and ``is_alive()`` may be called from any green or native thread.
-    """
-
-    __slots__ = ("_func", "value", "exception", "_done", "_live", "__weakref__")
-
-    def __init__(self, func: Callable[..., Any], live: "set[Task]") -> None:
-        self._func = func
-        self.value: Any = None
-        self.exception: Optional[BaseException] = None
-        self._done = Event()
-        self._live = live
-        live.add(self)
-
-    @property
-    def name(self) -> str:
-        """The spawned function's name (computed when asked: spawn stays cheap)."""
-        return describe(self._func)
-
-    def __repr__(self) -> str:
-        return f"<Task {self.name} {'alive' if self.is_alive() else 'done'}>"
-
-    def _run(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
-        try:
-            self.value = func(*args, **kwargs)
-        except Exception as exc:
-            self.exception = exc
-            LOG.exception("spawned %s raised", self.name)
-        finally:
-            self._finish()
-
-    def _finish(self) -> None:
-        self._live.discard(self)
-        self._done.set()
-
-    def _abandon(self) -> None:
-        """Its hub is going away with it still running: release every joiner."""
-        if not self._done.is_set():
-            self.exception = HandlerStoppedError(
-                f"{self.name} was still running when the handler's hub thread stopped"
-            )
-            LOG.warning("%s: abandoned by the stopping hub thread", self.name)
-            self._finish()
-
-    def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the task has finished; True if it has."""
-        return self._done.wait(timeout)
-
-    def is_alive(self) -> bool:
-        return not self._done.is_set()
-
-
-class _Worker:
-    """One callback queue and the green thread that consumes it, in order."""
-
-    __slots__ = ("handler", "queue", "stats", "done", "greenlet")
-
-    def __init__(self, handler: "EventletHandler", stats: QueueStats) -> None:
-        self.handler = handler
-        self.queue: Any = LightQueue()
-        self.stats = stats
-        self.done = Event()
-        self.greenlet: Any = None
-
-    def run(self) -> None:
-        """The worker green thread's body; home hub only."""
-        self.greenlet = greenlet.getcurrent()
-        try:
-            self._consume()
-        finally:
-            self.done.set()
-            self.handler._finish_stop_if_done()
-
-    def _consume(self) -> None:
-        queue, record, clock = self.queue, self.stats.record, time.monotonic
-        label = self.stats.label
-        busy_since = clock()
-        while True:
-            if not queue.qsize():
-                item = queue.get()
-                busy_since = clock()
-            else:
-                item = queue.get()
-            if item is _STOP:
-                return
-            func, args = item
-            started = clock()
-            failed = False
-            try:
-                func(*args)
-            except Exception:
-                failed = True
-                LOG.exception("%s callback %s raised; the worker goes on", label, describe(func))
-            ended = clock()
-            record(func, ended - started, failed)
-            del item, func, args
-            if ended - busy_since > _YIELD_AFTER:
-                eventlet.sleep(0)
-                busy_since = clock()
-
-
-def _run_inline(func: Callable[..., Any], args: Sequence[Any]) -> None:
-    try:
-        func(*args)
-    except Exception:
-        LOG.exception("callback %s raised (run inline: the handler is not running)", describe(func))
 
 
 class EventletHandler:
@@ -225,7 +114,7 @@ class EventletHandler:
         self._bridge: Optional[Bridge] = None
         self._hubthread: Optional[HubThread] = None
         self._retired_hubthread: Optional[HubThread] = None
-        self._workers: List[_Worker] = []
+        self._workers: List[Worker] = []
         threshold = self.options.slow_callback_threshold
         self._queue_stats = (QueueStats("watch", threshold), QueueStats("completion", threshold))
         self._tasks_spawned = 0
@@ -291,7 +180,7 @@ class EventletHandler:
             self._join_retired_hubthread()
             hub, bridge, hubthread = self._open_home()
             stats = self._queue_stats
-            workers = [_Worker(self, stats[WATCH]), _Worker(self, stats[COMPLETION])]
+            workers = [Worker(stats[WATCH], self._finish_stop_if_done), Worker(stats[COMPLETION], self._finish_stop_if_done)]
             with self._state_lock:
                 self._hub, self._bridge, self._hubthread = hub, bridge, hubthread
                 self._workers = workers
@@ -358,7 +247,7 @@ class EventletHandler:
             bridge, workers = self._bridge, self._workers
             assert bridge is not None
             for worker in workers:
-                bridge.call_soon_threadsafe(worker.queue.put, _STOP)
+                bridge.call_soon_threadsafe(worker.queue.put, STOP)
 
     def _await_workers(self, timeout: Optional[float]) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -410,7 +299,7 @@ class EventletHandler:
         except BaseException:  # interpreter shutdown: greenlet may refuse to switch
             LOG.debug("stopping %r at interpreter exit failed", self, exc_info=True)
 
-    def _current_worker(self) -> Optional[_Worker]:
+    def _current_worker(self) -> Optional[Worker]:
         me = greenlet.getcurrent()
         for worker in self._workers:
             if worker.greenlet is me:
@@ -456,7 +345,7 @@ class EventletHandler:
                     assert self._bridge is not None
                     self._bridge.call_soon_threadsafe(queue.put, (func, args))
                 return
-        _run_inline(func, args)
+        run_inline(func, args)
 
     def _call_home(self, fn: Callable[..., Any], *args: Any) -> None:
         if current_hub() is self._hub or self._bridge is None:

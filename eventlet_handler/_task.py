@@ -1,0 +1,66 @@
+"""What ``EventletHandler.spawn`` returns: a green thread of the home hub, joinable anywhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from ._errors import HandlerStoppedError
+from ._primitives import Event
+from .stats import describe
+
+LOG = logging.getLogger("eventlet_handler")
+
+
+class Task:
+    """What :meth:`EventletHandler.spawn` returns: a green thread in the home hub.
+
+    ``join()`` and ``is_alive()`` may be called from any green or native thread.
+    """
+
+    __slots__ = ("_func", "value", "exception", "_done", "_live", "__weakref__")
+
+    def __init__(self, func: Callable[..., Any], live: "set[Task]") -> None:
+        self._func = func
+        self.value: Any = None
+        self.exception: Optional[BaseException] = None
+        self._done = Event()
+        self._live = live
+        live.add(self)
+
+    @property
+    def name(self) -> str:
+        """The spawned function's name (computed when asked: spawn stays cheap)."""
+        return describe(self._func)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} {'alive' if self.is_alive() else 'done'}>"
+
+    def _run(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        try:
+            self.value = func(*args, **kwargs)
+        except Exception as exc:
+            self.exception = exc
+            LOG.exception("spawned %s raised", self.name)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._live.discard(self)
+        self._done.set()
+
+    def _abandon(self) -> None:
+        """Its hub is going away with it still running: release every joiner."""
+        if not self._done.is_set():
+            self.exception = HandlerStoppedError(
+                f"{self.name} was still running when the handler's hub thread stopped"
+            )
+            LOG.warning("%s: abandoned by the stopping hub thread", self.name)
+            self._finish()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the task has finished; True if it has."""
+        return self._done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return not self._done.is_set()
