@@ -1,7 +1,7 @@
 """KazooClient on EventletHandler against a real ZooKeeper.
 
-Runs in each test process (unpatched, monkey-patched, asyncio hub); the
-handler's mode is ``auto`` there: isolated unpatched, shared patched.
+Runs in each test process (unpatched, monkey-patched, asyncio hub), and in
+each process in both handler modes.
 """
 
 from __future__ import annotations
@@ -21,8 +21,18 @@ from conftest import MONKEY_PATCHED
 from eventlet_handler import EventletHandler
 
 
+@pytest.fixture(autouse=True, params=[
+    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
+    for mode in ("shared", "isolated")
+])
+def handler_mode(request: pytest.FixtureRequest) -> str:
+    """Both modes; the plugin's ``eventlet_handler`` fixture reads the mark."""
+    return request.param
+
+
 @pytest.fixture
-def root(kazoo_client: KazooClient) -> Iterator[str]:
+def root(kazoo_client: KazooClient, handler_mode: str) -> Iterator[str]:
+    assert kazoo_client.handler.mode == handler_mode
     path = f"/it-{uuid.uuid4().hex[:10]}"
     kazoo_client.ensure_path(path)
     yield path
@@ -144,10 +154,10 @@ def test_election_gives_each_green_thread_one_term(kazoo_client: KazooClient, ro
     assert sorted(terms) == list(range(25))
 
 
-def test_dict_command_retry(zookeeper_server: Any) -> None:
+def test_dict_command_retry(zookeeper_server: Any, handler_mode: str) -> None:
     """kazoo accepts dict retry options only if sleep_func is KazooRetry's default sleep."""
     options = {"max_tries": 3, "delay": 0.01}
-    handler = EventletHandler()
+    handler = EventletHandler(handler_mode)
     if not MONKEY_PATCHED:
         # Unpatched, KazooRetry's default is the real time.sleep: kazoo refuses, as with
         # any green handler. Documented in the README.
