@@ -107,6 +107,13 @@ class Bridge:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def pending(self) -> bool:
+        """Calls queued and not yet run. Read in the bridge's own hub, False means
+        every call queued so far has run: the pump runs whole batches in the hub
+        greenlet, never interleaved with a green thread of that hub."""
+        return bool(self._calls)
+
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` soon in the bridge's hub, in its hub greenlet (rule 2).
 

@@ -15,9 +15,11 @@ Rules the code below keeps:
    cannot block session re-establishment, which waits on completions (kazoo's
    reason for the split).
 4. ``_state`` changes only under ``_state_lock`` (a native lock, never held
-   across a wait); ``_post`` checks the state and enqueues under that lock.
-   The STOP marker always travels through the bridge, so every callback queued
-   before ``stop()`` began, directly or bridged, is ahead of it and runs.
+   across a wait); ``_post`` checks the state and enqueues under that lock,
+   through the bridge. Only a caller in the home hub while the bridge carries
+   nothing may put directly: so callbacks keep their dispatch order across
+   threads, and the STOP marker, which always travels through the bridge, is
+   behind every callback queued before ``stop()`` began.
 5. A callback dispatched while the handler is not running runs at once in the
    dispatching thread (kazoo's rule for stopped handlers): none is ever lost.
 6. ``start()`` and ``stop()`` are serialized by a cross-hub lock, except
@@ -330,20 +332,23 @@ class EventletHandler:
         self._post(COMPLETION, link, (result,))
 
     def _post(self, which: int, func: Callable[..., Any], args: Tuple[Any, ...]) -> None:
-        if self._state == RUNNING and current_hub() is self._hub:
-            # Home-hub fast path, no lock: nothing can switch between this check and
-            # the put, and STOP only enters the queue through the bridge pump, which
-            # runs in this very hub; so the item lands ahead of any STOP (rule 4).
+        bridge = self._bridge
+        if (
+            self._state == RUNNING and current_hub() is self._hub
+            and bridge is not None and not bridge.pending
+        ):
+            # Home-hub fast path, no lock (rule 4): nothing can switch between this
+            # check and the put; STOP only enters through the bridge; and with nothing
+            # pending in the bridge, every callback bridged before this one is queued.
             self._workers[which].queue.put((func, args))
             return
         with self._state_lock:
             if self._state == RUNNING:
+                # Through the bridge, behind whatever it already carries: a callback
+                # dispatched earlier from another thread stays ahead of this one.
                 queue = self._workers[which].queue
-                if current_hub() is self._hub:
-                    queue.put((func, args))
-                else:
-                    assert self._bridge is not None
-                    self._bridge.call_soon_threadsafe(queue.put, (func, args))
+                assert self._bridge is not None
+                self._bridge.call_soon_threadsafe(queue.put, (func, args))
                 return
         run_inline(func, args)
 

@@ -214,3 +214,40 @@ def test_EventletHandler_leaves_nothing_running_after_stop(in_hub: InHub, mode: 
 
 def _live_greenlets() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
+
+
+def test_EventletHandler_completion_order_follows_causality_across_threads(in_hub: InHub, mode: str) -> None:
+    """A callback a native thread dispatched stays ahead of one the home hub dispatches
+    because of something that native thread did afterwards (kazoo: a rawlink on a ready
+    result, then a rawlink on a pending one that the connection loop then sets)."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        try:
+            for _ in range(100):
+                order: List[str] = []
+                done = handler.event_object()
+                ready, pending = handler.async_result(), handler.async_result()
+                ready.set(0)
+                go = [False]
+
+                def home_setter() -> None:  # spins in the home hub, outside the bridge
+                    while not go[0]:
+                        eventlet.sleep(0)
+                    pending.set(1)
+
+                handler.spawn(home_setter)
+
+                def native() -> None:
+                    ready.rawlink(lambda r: order.append("A"))  # bridged: not the home hub
+                    pending.rawlink(lambda r: (order.append("B"), done.set()))
+                    go[0] = True
+
+                Caller("native").run(native).join()
+                assert done.wait(5)
+                assert order == ["A", "B"]
+        finally:
+            handler.stop(timeout=10)
+
+    in_hub(body)
