@@ -2,7 +2,8 @@
 
     python benchmarks/family.py FAMILY GROUP --hosts 127.0.0.1:PORT [--quick] [--concurrency C]
 
-FAMILY: ours-shared, ours-isolated, K-E, K-G, K-T, raw.
+FAMILY: ours-shared, ours-isolated, K-E, K-G, K-T, raw, eventlet-floor (the floor: what bare
+        eventlet primitives do in one hub, no handler; local group only).
 GROUP:  local (no ZooKeeper), zk, scale (one concurrency per process).
 
 Each metric is printed as one JSON line as soon as it is measured, so a
@@ -97,8 +98,109 @@ class ThreadRuntime(Runtime):
         time.sleep(seconds)
 
 
+class _BareEvent:
+    """``threading.Event``'s API on one ``eventlet.event.Event``: one hub only."""
+
+    def __init__(self) -> None:
+        from eventlet import event
+
+        self._event = event.Event()
+
+    def set(self) -> None:
+        if not self._event.ready():
+            self._event.send(True)
+
+    def clear(self) -> None:
+        if self._event.ready():
+            self._event.reset()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self._event.wait(timeout) is not None or self._event.ready()
+
+
+class _BareTimeout(Exception):
+    pass
+
+
+class _BareResult:
+    """A result made of one ``eventlet.event.Event``; rawlinks go to the bare worker."""
+
+    def __init__(self, worker_queue: Any) -> None:
+        from eventlet import event
+
+        self._event = event.Event()
+        self._queue = worker_queue
+        self._links: List[Callable[[Any], Any]] = []
+
+    def set(self, value: Any = None) -> None:
+        self._event.send(value)
+        for link in self._links:
+            self._queue.put((link, (self,)))
+
+    def ready(self) -> bool:
+        return bool(self._event.ready())
+
+    def rawlink(self, callback: Callable[[Any], Any]) -> None:
+        self._links.append(callback)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        value = self._event.wait(timeout)
+        if not self._event.ready():
+            raise _BareTimeout(f"no result after {timeout} s")
+        return value
+
+
+class BareEventlet:
+    """The floor: the least a handler built on eventlet's own primitives must do.
+
+    ``spawn`` is ``eventlet.spawn_n``, results and events are single
+    ``eventlet.event.Event`` objects, callbacks go through one ``LightQueue`` to
+    one worker green thread. No locks, no cross-hub support, no stats: only
+    correct while everything runs in one hub, so its 1000-waiter metric is set
+    from that hub (``same_hub_setter``), not from a native thread.
+    """
+
+    timeout_exception = _BareTimeout
+    same_hub_setter = True
+
+    def __init__(self) -> None:
+        from eventlet.queue import LightQueue
+
+        self._queue: Any = LightQueue()
+
+    def start(self) -> None:
+        import eventlet
+
+        eventlet.spawn_n(self._work)
+
+    def stop(self) -> None:
+        pass  # the process exits right after the metrics
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            func, args = get()
+            func(*args)
+
+    def dispatch_callback(self, callback: Any) -> None:
+        self._queue.put((callback.func, callback.args))
+
+    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
+        import eventlet
+
+        eventlet.spawn_n(func, *args)
+
+    def async_result(self) -> _BareResult:
+        return _BareResult(self._queue)
+
+    def event_object(self) -> _BareEvent:
+        return _BareEvent()
+
+
 def make_family(family: str, **options: Any) -> "tuple[Runtime, Any]":
     """(runtime, handler) for a family; the handler is not started."""
+    if family == "eventlet-floor":
+        return EventletRuntime(), BareEventlet()
     if family.startswith("ours-"):
         runtime: Runtime = EventletRuntime()
         from eventlet_handler import EventletHandler
@@ -279,12 +381,16 @@ def metric_waiters(runtime: Runtime, handler: Any, quick: bool) -> None:
     for _ in range(count):
         runtime.spawn(waiter)
     runtime.sleep(0.2)  # every waiter parked
-    setter = NativeSetter()
-    setter.queue.put(result)
+    setter = None if getattr(handler, "same_hub_setter", False) else NativeSetter()
+    if setter is None:
+        runtime.spawn(lambda: (runtime.sleep(0.001), result.set(now())))
+    else:
+        setter.queue.put(result)
     deadline = now() + timeout + 3.0
     while finished[0] < count and now() < deadline:
         runtime.sleep(0.005)
-    setter.close()
+    if setter is not None:
+        setter.close()
     set_at = result.get(timeout=0) if _ready(result) else None
     if set_at is None:
         emit("waiters_1000_ms", status="error", unit="ms", detail="the native setter never ran")
@@ -536,6 +642,8 @@ def main() -> None:
             ("native_wake_p50", metric_native_wake),
             ("waiters_1000_ms", metric_waiters),
         ]
+        if args.family == "eventlet-floor":  # a native setter cannot wake bare eventlet
+            local = [item for item in local if item[0] != "native_wake_p50"]
         only = set(filter(None, args.only.split(",")))
         for name, fn in local:
             if not only or name in only:

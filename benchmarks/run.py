@@ -36,7 +36,8 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402
 from rawzk import RawZooKeeper  # noqa: E402
 
-FAMILIES = ["ours-shared", "ours-isolated", "K-E", "K-G", "K-T", "raw"]
+FAMILIES = ["ours-shared", "ours-isolated", "K-E", "K-G", "K-T", "raw", "eventlet-floor"]
+ONLY_GROUPS = {"raw": {"zk"}, "eventlet-floor": {"local"}}  # families that run one group only
 LOCAL_METRICS = ["dispatch", "roundtrip", "rawlink_p50", "native_wake_p50", "waiters_1000_ms"]
 ZK_METRICS = ["zk_get_p50", "pipelined_ops", "watch_fanout_ms"]
 RAW_METRICS = ["zk_get_p50", "pipelined_ops"]
@@ -60,6 +61,8 @@ class Job:
 
     def metrics(self, family: str) -> List[str]:
         if self.group == "local":
+            if family == "eventlet-floor":  # bare eventlet cannot be woken from a native thread
+                return [m for m in LOCAL_METRICS if m != "native_wake_p50"]
             extra = ["stats_overhead"] if family == "ours-shared" else []
             return LOCAL_METRICS + extra
         if self.group == "zk":
@@ -67,7 +70,7 @@ class Job:
         return [f"scale_{self.concurrency}"]
 
     def applies_to(self, family: str) -> bool:
-        return self.group == "zk" or family != "raw"
+        return self.group in ONLY_GROUPS.get(family, {self.group})
 
 
 def run_job(job: Job, family: str, hosts: str, quick: bool, duration: float) -> Dict[str, Dict[str, Any]]:
