@@ -53,6 +53,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -594,6 +595,35 @@ def _config_text(settings: Mapping[str, str]) -> str:
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
+_Started = TypeVar("_Started", bound="_StartedInWith")
+
+
+class _StartedInWith:
+    """``with server:`` starts it and always stops it, also when the start fails."""
+
+    def start(self, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Started) -> _Started:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 class _ServerBase:
     """What a standalone server and an ensemble member share: one JVM, its config, probes."""
 
@@ -789,7 +819,7 @@ class _ServerBase:
         return f"<{type(self).__name__} port={port} pid={self.pid} log={self.log_path}>"
 
 
-class ZooKeeperServer(_ServerBase):
+class ZooKeeperServer(_ServerBase, _StartedInWith):
     """One standalone ZooKeeper server on 127.0.0.1, in its own temp dir.
 
     Ports are picked at the first :meth:`start` and kept afterwards, so
@@ -875,22 +905,6 @@ class ZooKeeperServer(_ServerBase):
         """Stop keeping the data, then start again on the same ports."""
         self.stop(keep_data=True)
         self.start(timeout)
-
-    def __enter__(self) -> ZooKeeperServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _prepare(self, *, fresh_ports: bool) -> None:
         if self._root is None:
@@ -1039,7 +1053,7 @@ class EnsembleMember(_ServerBase):
         return f"<EnsembleMember id={self.server_id} port={port} pid={self.pid} log={self.log_path}>"
 
 
-class ZooKeeperEnsemble:
+class ZooKeeperEnsemble(_StartedInWith):
     """An N-node ZooKeeper quorum on loopback (``server.N`` lines, one ``myid`` per member)."""
 
     def __init__(
@@ -1117,22 +1131,6 @@ class ZooKeeperEnsemble:
         self._kill_all(timeout)
         _remove_temp_dir(self._root)
         self._root = None
-
-    def __enter__(self) -> ZooKeeperEnsemble:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _assign_ports(self) -> None:
         if self._root is None:
