@@ -11,7 +11,7 @@ TEST_MARK ?= not slow
 
 help:
 	@echo "make test      - install what is needed (venv, ZooKeeper) and run the test suite"
-	@echo "make test-all  - the same, including the slow load/soak/failover tests"
+	@echo "make test-all  - the same, including tests marked slow (none at present)"
 	@echo "make demo      - run examples/demo.py against a local ZooKeeper (or ZK_HOSTS)"
 	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
 

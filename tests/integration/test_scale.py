@@ -92,7 +92,9 @@ def _check_final_values(hosts: str, base: str, count: int) -> list[str]:
     "threads",
     [
         pytest.param(1_000, marks=pytest.mark.timeout(120)),
-        pytest.param(10_000, marks=[pytest.mark.slow, pytest.mark.timeout(300)]),  # ~30-60 s
+        # 8-27 s of load per process on 2 cores (shared/isolated, epolls/asyncio): cheap
+        # enough for `make test`, which is where issue 3 wants it to pass.
+        pytest.param(10_000, marks=pytest.mark.timeout(300)),
     ],
 )
 def test_one_client_many_green_threads_all_complete(
