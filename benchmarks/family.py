@@ -63,6 +63,10 @@ class EventletRuntime(Runtime):
         import eventlet
 
         self._eventlet = eventlet
+        # The measuring thread is an eventlet app's main thread: it has a hub, so its
+        # waits are green waits (an isolated handler would otherwise see a plain native
+        # thread and park it on a native lock).
+        eventlet.hubs.get_hub()
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._eventlet.spawn(fn, *args)

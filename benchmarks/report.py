@@ -223,6 +223,20 @@ def render_table(doc: Dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def render_markdown(doc: Dict[str, Any]) -> str:
+    """The results table as Markdown, for the README (same cells as the text table)."""
+    summary, rat = doc["metrics"], doc["ratios_vs_KE"]
+    families = [f for f in COLUMNS if f in summary]
+    rows = [
+        [f"{label} ({unit})"] + [fmt_cell(summary, f, metric, rat[metric].get(f)) for f in families]
+        for metric, (label, unit, _) in METRICS.items()
+        if any(_cell(summary, f, metric) for f in families)
+    ]
+    lines = ["| metric | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def plot(doc: Dict[str, Any], path: Any) -> None:
     import matplotlib
 

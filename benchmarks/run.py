@@ -202,10 +202,14 @@ def main() -> int:
     parser.add_argument("--out", default=str(HERE / "results"), help="directory for latest.json/png")
     parser.add_argument("--name", default="latest", help="output file stem")
     parser.add_argument("--report-only", metavar="JSON", help="re-print the table and chart of a results file")
+    parser.add_argument("--markdown", action="store_true", help="with --report-only: print the README's table")
     args = parser.parse_args()
     if args.report_only:
         doc = json.loads(Path(args.report_only).read_text())
         doc["goals"] = report.goals(doc["metrics"])
+        if args.markdown:
+            print(report.render_markdown(doc))
+            return 0
         print(report.render_table(doc))
         report.plot(doc, Path(args.report_only).with_suffix(".png"))
         return 0
