@@ -25,11 +25,13 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import eventlet
 import greenlet
 from eventlet import hubs, patcher
+from kazoo.handlers.utils import fileobj_to_fd
 
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
@@ -66,6 +68,9 @@ def select(
 
     Any green thread (never the hub greenlet). Returns as soon as one object is
     ready, with that object alone in its list.
+
+    :raises OSError: ``EBADF`` for a closed socket in any of the lists.
+    :raises TypeError: for an object that is neither an fd nor has ``fileno()``.
     """
     hub = hubs.get_hub()
     current = greenlet.getcurrent()
@@ -73,6 +78,8 @@ def select(
         raise RuntimeError("select() would block the eventlet hub's own loop greenlet")
     readers: Dict[int, Any] = {_fd(obj): obj for obj in rlist}
     writers: Dict[int, Any] = {_fd(obj): obj for obj in wlist}
+    for obj in xlist:  # never waited on (kazoo passes none), but refused if invalid
+        _fd(obj)
     ready = _ready_now(readers, writers)
     if ready is not None:
         _fast_in_a_row[0] += 1
@@ -123,7 +130,20 @@ def _after_one_poll(call: _Call, timers: List[Any]) -> None:
 
 
 def _fd(obj: Any) -> int:
-    return obj if isinstance(obj, int) else int(obj.fileno())
+    """``obj``'s fd. A closed socket (``fileno()`` -1, or raising ``OSError`` like a
+    closed wake pair end) is ``OSError(EBADF)``; a non-file is kazoo's ``TypeError``."""
+    if isinstance(obj, int):
+        fd = obj
+    else:
+        try:
+            fd = int(obj.fileno())
+        except OSError:
+            fd = -1
+        except (AttributeError, TypeError, ValueError):
+            return int(fileobj_to_fd(obj))  # raises TypeError naming the object
+    if fd < 0:
+        raise OSError(errno.EBADF, f"select() on a closed socket: {obj!r}")
+    return fd
 
 
 def _noop(*args: Any) -> None:

@@ -30,7 +30,6 @@ Rules the code below keeps:
 from __future__ import annotations
 
 import atexit
-import errno
 import itertools
 import logging
 import queue as std_queue
@@ -41,7 +40,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import eventlet
 import greenlet
 from eventlet import hubs, patcher
-from kazoo.handlers.utils import fileobj_to_fd
 
 from . import _select, _sockets
 from ._bridge import Bridge, current_hub, local_bridge
@@ -408,9 +406,6 @@ class EventletHandler:
         :raises OSError: ``EBADF`` for a closed socket.
         """
         check_timeout(timeout, "select() timeout")
-        for obj in itertools.chain(rlist, wlist, xlist):
-            if _fileno(obj) < 0:
-                raise OSError(errno.EBADF, f"select() on a closed socket: {obj!r}")
         return _select.select(rlist, wlist, xlist, timeout)
 
     def socket(self, *args: Any, **kwargs: Any) -> Any:
@@ -443,17 +438,6 @@ _CONNECTION_KEYWORDS = frozenset({
     "hostname", "timeout", "use_ssl", "ca", "certfile", "keyfile", "keyfile_password",
     "verify_certs", "check_hostname", "options", "ciphers",
 })
-
-
-def _fileno(obj: Any) -> int:
-    if isinstance(obj, int):
-        return obj
-    try:
-        return int(obj.fileno())
-    except OSError:
-        return -1
-    except (AttributeError, TypeError, ValueError):
-        return fileobj_to_fd(obj)
 
 
 SequentialEventletHandler = EventletHandler
