@@ -47,23 +47,28 @@ class Event:
         return f"<{type(self).__name__} {'set' if self._flag else 'unset'}>"
 
     def is_set(self) -> bool:
+        """True while the flag is set. Any thread, never blocks."""
         return self._flag
 
     isSet = is_set
 
     def set(self) -> None:
-        """Set the flag and wake every waiter."""
+        """Set the flag and wake every waiter, each in its own hub. Any thread."""
         with self._lock:
             self._flag = True
             waiters, self._waiters = self._waiters, []
         wake_all(waiters)
 
     def clear(self) -> None:
+        """Reset the flag; later waiters block. Any thread, never blocks."""
         with self._lock:
             self._flag = False
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until set or ``timeout``; True if the flag was set."""
+        """Block until set or ``timeout``; True if the flag was set.
+
+        Any green thread (waits green) or native thread (waits natively).
+        """
         check_timeout(timeout)
         return wait_until(self._lock, self.is_set, self._waiters, timeout)
 
@@ -82,9 +87,14 @@ class Lock:
         return f"<{type(self).__name__} {'locked' if self._locked else 'unlocked'}>"
 
     def locked(self) -> bool:
+        """True while held. Any thread, never blocks."""
         return self._locked
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock, waiting up to ``timeout`` (``-1``: forever); True if taken.
+
+        Any green thread (waits green) or native thread (waits natively).
+        """
         wait_for = _lock_timeout(blocking, timeout)
         with self._guard:
             if not self._locked:
@@ -108,6 +118,10 @@ class Lock:
                 return True  # handed over just as the timeout ran out
 
     def release(self) -> None:
+        """Release; the longest waiter, in whatever hub or thread, gets it next.
+
+        Any thread (like ``threading.Lock``, not only the holder's).
+        """
         with self._guard:
             if not self._locked:
                 raise RuntimeError("release unlocked lock")
@@ -138,6 +152,8 @@ class RLock:
         return f"<{type(self).__name__} owner={self._owner!r} count={self._count}>"
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take or re-enter the lock; the owner is the calling green thread (or
+        native thread's main greenlet). Any thread; waits as :meth:`Lock.acquire`."""
         me = greenlet.getcurrent()
         if self._owner is me:
             self._count += 1
@@ -148,6 +164,7 @@ class RLock:
         return True
 
     def release(self) -> None:
+        """Leave one level; only the owner may call it (else ``RuntimeError``)."""
         if self._owner is not greenlet.getcurrent():
             raise RuntimeError("cannot release un-acquired lock")
         self._count -= 1
@@ -183,15 +200,23 @@ class Queue:
         self._putters: List[Waiter] = []
 
     def qsize(self) -> int:
+        """Items queued now. Any thread, never blocks."""
         return len(self._items)
 
     def empty(self) -> bool:
+        """True if no item is queued now. Any thread, never blocks."""
         return not self._items
 
     def full(self) -> bool:
+        """True if a bounded queue has no room now. Any thread, never blocks."""
         return 0 < self.maxsize <= len(self._items)
 
     def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Append ``item``, waiting for room up to ``timeout`` (``queue.Full`` after).
+
+        Any green thread (waits green) or native thread (waits natively); wakes
+        getters in their own hubs.
+        """
         self._wait(self._has_room, self._putters, block, timeout, std_queue.Full)
         with self._lock:
             self._items.append(item)
@@ -199,6 +224,10 @@ class Queue:
         wake_all(getters)
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Take the oldest item, waiting up to ``timeout`` (``queue.Empty`` after).
+
+        Any green thread (waits green) or native thread (waits natively).
+        """
         while True:
             self._wait(self._items.__len__, self._getters, block, timeout, std_queue.Empty)
             with self._lock:
@@ -210,9 +239,11 @@ class Queue:
         return item
 
     def put_nowait(self, item: Any) -> None:
+        """``put(item, block=False)``. Any thread, never blocks."""
         self.put(item, block=False)
 
     def get_nowait(self) -> Any:
+        """``get(block=False)``. Any thread, never blocks."""
         return self.get(block=False)
 
     def _has_room(self) -> bool:

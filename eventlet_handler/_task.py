@@ -59,8 +59,12 @@ class Task:
             self._finish()
 
     def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the task has finished; True if it has."""
+        """Wait until the task has finished, up to ``timeout``; True if it has.
+
+        Any green thread (waits green) or native thread (waits natively).
+        """
         return self._done.wait(timeout)
 
     def is_alive(self) -> bool:
+        """True until the task's function has returned or raised. Any thread."""
         return not self._done.is_set()

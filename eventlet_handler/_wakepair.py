@@ -82,7 +82,7 @@ class _End:
             raise OSError(errno.EBADF, "wake pair end is closed")
 
     def close(self) -> None:
-        """Close this end (idempotent); the other end sees the pair closed."""
+        """Close this end (idempotent); the other end sees the pair closed. Any thread."""
         state = self._state
         with state.lock:
             if self._closed:
@@ -108,6 +108,11 @@ class WakeWriter(_End):
     __slots__ = ()
 
     def send(self, data: bytes) -> int:
+        """Add ``len(data)`` tokens; never blocks. Any green or native thread.
+
+        :raises OSError: ``EBADF`` once this end is closed, ``EPIPE`` once the
+            read end is.
+        """
         n = len(data)
         state = self._state
         with state.lock:
@@ -133,11 +138,13 @@ class WakeReader(_End):
     __slots__ = ()
 
     def fileno(self) -> int:
+        """The fd to select on: readable exactly while tokens are pending or the
+        pair is closed. Any thread; ``OSError(EBADF)`` once this end is closed."""
         self._check_open()
         return self._state.rfd
 
     def recv(self, bufsize: int) -> bytes:
-        """Take up to ``bufsize`` tokens; ``b""`` once the pair is closed.
+        """Take up to ``bufsize`` tokens; ``b""`` once the pair is closed. Any thread.
 
         Never blocks: with no token pending, raises ``BlockingIOError`` like a
         non-blocking socket (kazoo's loop only reads after ``select``).
@@ -156,7 +163,7 @@ class WakeReader(_End):
         return b"\0" * taken
 
     def tokens_pending(self) -> int:
-        """Tokens sent and not yet received."""
+        """Tokens sent and not yet received. Any thread, never blocks."""
         return self._state.tokens
 
     def __repr__(self) -> str:

@@ -126,7 +126,7 @@ class EventletHandler:
 
     @property
     def mode(self) -> str:
-        """``"shared"`` or ``"isolated"``, as resolved at construction."""
+        """``"shared"`` or ``"isolated"``, as resolved at construction. Any thread."""
         return self.options.mode
 
     @property

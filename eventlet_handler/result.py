@@ -60,12 +60,12 @@ class AsyncResult:
 
     @property
     def value(self) -> Any:
-        """The value passed to :meth:`set`, else ``None``."""
+        """The value passed to :meth:`set`, else ``None``. Any thread."""
         return self._value
 
     @property
     def exception(self) -> Optional[BaseException]:
-        """The exception passed to :meth:`set_exception`, else ``None``."""
+        """The exception passed to :meth:`set_exception`, else ``None``. Any thread."""
         exc = self._exception
         return None if exc is _PENDING else exc
 
@@ -118,7 +118,8 @@ class AsyncResult:
         return self._value
 
     def get_nowait(self) -> Any:
-        """``get(block=False)``: the value, the exception, or ``timeout_exception``."""
+        """``get(block=False)``: the value, the exception, or ``timeout_exception``.
+        Any thread, never blocks."""
         return self.get(block=False)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -142,7 +143,8 @@ class AsyncResult:
         self._handler._dispatch_completion(callback, self)
 
     def unlink(self, callback: Link) -> None:
-        """Remove a callback linked by :meth:`rawlink`; no-op if absent or already run."""
+        """Remove a callback linked by :meth:`rawlink`; no-op if absent or already
+        scheduled. Any thread, never blocks."""
         with self._lock:
             try:
                 self._links.remove(callback)
