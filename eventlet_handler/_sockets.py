@@ -10,6 +10,7 @@ the address is resolved with the green resolver.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import ssl
 from typing import Any, Optional, Tuple
@@ -68,6 +69,10 @@ def create_connection(
     conn.settimeout(timeout)
     conn.setsockopt(green_socket.IPPROTO_TCP, green_socket.TCP_NODELAY, 1)
     return conn
+
+
+#: The keywords ``create_connection`` takes besides the address (kazoo's, as of 2.11).
+CONNECTION_KEYWORDS = frozenset(inspect.signature(create_connection).parameters) - {"address"}
 
 
 def tls_context(

@@ -32,23 +32,21 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import queue as std_queue
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import eventlet
 import greenlet
 from eventlet import hubs, patcher
 
-from . import _select, _sockets
 from ._bridge import Bridge, current_hub, local_bridge
-from ._errors import HandlerStoppedError, HandlerTimeoutError
+from ._errors import HandlerStoppedError
 from ._hubthread import HubThread
+from ._kazoo_surface import KazooSurface
 from ._parking import allocate_lock, check_timeout
-from ._primitives import Event, Lock, Queue, RLock
+from ._primitives import Lock
 from ._task import Task
-from ._wakepair import WakeReader, WakeWriter, create_wake_pair
 from ._worker import STOP, Worker, run_inline
 from .config import UNSET, HandlerOptions, _Unset, resolve_options
 from .result import AsyncResult
@@ -65,7 +63,7 @@ WATCH, COMPLETION = 0, 1
 _ids = itertools.count(1)
 
 
-class EventletHandler:
+class EventletHandler(KazooSurface):
     """A kazoo handler running on eventlet green threads, callable from any thread.
 
     ``KazooClient(hosts, handler=EventletHandler())``.
@@ -92,10 +90,6 @@ class EventletHandler:
     """
 
     name = "eventlet_handler"
-    timeout_exception = HandlerTimeoutError
-    sleep_func = staticmethod(eventlet.sleep)
-    queue_impl = Queue
-    queue_empty = std_queue.Empty
 
     def __init__(
         self,
@@ -120,7 +114,6 @@ class EventletHandler:
         self._tasks_spawned = 0
         self._live_tasks: "set[Task]" = set()
         self._exiting = False
-        self._unknown_options_warned: set = set()
 
     # -- introspection -------------------------------------------------------
 
@@ -374,70 +367,6 @@ class EventletHandler:
         self._tasks_spawned += 1
         self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
         return task
-
-    # -- kazoo's primitives ----------------------------------------------------
-
-    def async_result(self) -> AsyncResult:
-        """A new :class:`~eventlet_handler.AsyncResult` bound to this handler. Any thread."""
-        return AsyncResult(self)
-
-    def event_object(self) -> Event:
-        """A ``threading.Event`` work-alike for every hub and thread."""
-        return Event()
-
-    def lock_object(self) -> Lock:
-        """A ``threading.Lock`` work-alike for every hub and thread."""
-        return Lock()
-
-    def rlock_object(self) -> RLock:
-        """A ``threading.RLock`` work-alike for every hub and thread."""
-        return RLock()
-
-    # -- sockets ---------------------------------------------------------------
-
-    def select(
-        self, rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any],
-        timeout: Optional[float] = None,
-    ) -> Tuple[List[Any], List[Any], List[Any]]:
-        """``select.select`` that waits green. Any green thread; kazoo calls it
-        from its connection loop in the home hub. Returns as soon as one object
-        is ready (possibly before others that are ready too).
-
-        :raises OSError: ``EBADF`` for a closed socket.
-        """
-        check_timeout(timeout, "select() timeout")
-        return _select.select(rlist, wlist, xlist, timeout)
-
-    def socket(self, *args: Any, **kwargs: Any) -> Any:
-        """A green TCP socket (TCP_NODELAY, close-on-exec). Any thread."""
-        return _sockets.create_tcp_socket()
-
-    def create_socket_pair(self) -> Tuple[WakeReader, WakeWriter]:
-        """kazoo's wake pair, (read end, write end); see :mod:`._wakepair`. Any thread."""
-        return create_wake_pair()
-
-    def create_connection(self, address: Tuple[str, int], *args: Any, **kwargs: Any) -> Any:
-        """Connect green, over TLS with ``use_ssl=True`` (handshake never blocks the hub).
-
-        Takes kazoo's keywords (``hostname``, ``timeout``, ``use_ssl``, ``ca``,
-        ``certfile``, ``keyfile``, ``keyfile_password``, ``verify_certs``,
-        ``check_hostname``, ``options``, ``ciphers``); a keyword this handler does
-        not know is ignored with a warning naming it. Any green thread.
-        """
-        known = _CONNECTION_KEYWORDS
-        unknown = sorted(k for k in kwargs if k not in known)
-        for key in unknown:
-            kwargs.pop(key)
-            if key not in self._unknown_options_warned:
-                self._unknown_options_warned.add(key)
-                LOG.warning("create_connection(): ignoring option %r this handler does not know", key)
-        return _sockets.create_connection(address, *args, **kwargs)
-
-
-_CONNECTION_KEYWORDS = frozenset({
-    "hostname", "timeout", "use_ssl", "ca", "certfile", "keyfile", "keyfile_password",
-    "verify_certs", "check_hostname", "options", "ciphers",
-})
 
 
 SequentialEventletHandler = EventletHandler

@@ -27,7 +27,7 @@ if os.environ.get("EVENTLET_HANDLER_TEST_MONKEY_PATCH") == "1":
 
 import time
 import warnings
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, List, Optional
 
 import pytest
 

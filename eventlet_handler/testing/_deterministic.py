@@ -46,9 +46,7 @@ from __future__ import annotations
 
 import collections
 import functools
-import inspect
 import logging
-import queue as std_queue
 import reprlib
 import time
 from collections.abc import Callable
@@ -56,10 +54,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import eventlet
-from eventlet.green import select as green_select
 
-from eventlet_handler import _primitives, _sockets, _wakepair
-from eventlet_handler._errors import HandlerTimeoutError
+from eventlet_handler import _primitives
+from eventlet_handler._kazoo_surface import KazooSurface
 from eventlet_handler.result import AsyncResult
 
 __all__ = ["KAZOO_BACKGROUND_LOOPS", "DeterministicHandler", "Step"]
@@ -76,7 +73,6 @@ KAZOO_BACKGROUND_LOOPS: Final = frozenset(
 )
 
 _DEFAULT_STEP_TIMEOUT: Final = 30.0
-_CREATE_CONNECTION_KEYWORDS: Final = frozenset(inspect.signature(_sockets.create_connection).parameters)
 _repr = reprlib.Repr()
 _repr.maxstring = 60
 _repr.maxother = 80
@@ -205,7 +201,7 @@ class LiveThread:
         self._done.wait(timeout)
 
 
-class DeterministicHandler:
+class DeterministicHandler(KazooSurface):
     """A kazoo handler for tests: callbacks wait in a queue until the test runs them.
 
     See the module docstring for the rules on what is queued and what runs for real.
@@ -220,10 +216,6 @@ class DeterministicHandler:
     """
 
     name = "deterministic_eventlet_handler"
-    timeout_exception = HandlerTimeoutError
-    sleep_func = staticmethod(eventlet.sleep)
-    queue_impl = _primitives.Queue
-    queue_empty = std_queue.Empty
 
     def __init__(
         self,
@@ -268,36 +260,7 @@ class DeterministicHandler:
         """
         self._running = False
 
-    # -- the parts kazoo uses ---------------------------------------------------------
-
-    def select(
-        self, rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None
-    ) -> tuple[list[Any], list[Any], list[Any]]:
-        """Green ``select``; kazoo's connection loop calls it. Blocks only the caller."""
-        return green_select.select(rlist, wlist, xlist, timeout)
-
-    def socket(self, *args: Any, **kwargs: Any) -> Any:
-        return _sockets.create_tcp_socket()
-
-    def create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        """Green TCP/TLS connection, as the real handler makes. Unknown keywords ignored."""
-        known = _CREATE_CONNECTION_KEYWORDS
-        return _sockets.create_connection(*args, **{k: v for k, v in kwargs.items() if k in known})
-
-    def create_socket_pair(self) -> Any:
-        return _wakepair.create_wake_pair()
-
-    def event_object(self) -> _primitives.Event:
-        return _primitives.Event()
-
-    def lock_object(self) -> _primitives.Lock:
-        return _primitives.Lock()
-
-    def rlock_object(self) -> _primitives.RLock:
-        return _primitives.RLock()
-
-    def async_result(self) -> AsyncResult:
-        return AsyncResult(self)
+    # -- the parts kazoo uses (the rest is KazooSurface's, shared with EventletHandler) --
 
     def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> QueuedWork | LiveThread:
         """Queue ``func`` as a step, or run it for real when rule 3 says so. Any thread."""

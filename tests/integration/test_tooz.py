@@ -7,7 +7,6 @@ import sys
 import uuid
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import eventlet
