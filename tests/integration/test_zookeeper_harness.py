@@ -76,7 +76,8 @@ def tls_server():
 
 
 def test_zookeeper_module_imports_neither_eventlet_nor_kazoo():
-    """Benchmarks load the harness next to kazoo's own handlers: it must stay neutral."""
+    """Benchmarks load the harness next to kazoo's own handlers: it must stay neutral.
+    Nor cryptography (a test extra): only a TLS server needs it."""
     path = os.path.join(REPO_ROOT, "eventlet_handler", "testing", "zookeeper.py")
     script = textwrap.dedent(
         f"""
@@ -84,7 +85,8 @@ def test_zookeeper_module_imports_neither_eventlet_nor_kazoo():
         spec = importlib.util.spec_from_file_location("zk_harness", {path!r})
         module = sys.modules["zk_harness"] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        print(sorted(name for name in sys.modules if name.split(".")[0] in ("eventlet", "kazoo")))
+        print(sorted(name for name in sys.modules
+                     if name.split(".")[0] in ("eventlet", "kazoo", "cryptography")))
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
