@@ -217,10 +217,14 @@ class Queue:
         Any green thread (waits green) or native thread (waits natively); wakes
         getters in their own hubs.
         """
-        self._wait(self._has_room, self._putters, block, timeout, std_queue.Full)
-        with self._lock:
-            self._items.append(item)
-            getters, self._getters = self._getters, []
+        deadline = _deadline(timeout)
+        while True:
+            with self._lock:
+                if not self.full():  # checked and taken under one lock: never overfills
+                    self._items.append(item)
+                    getters, self._getters = self._getters, []
+                    break
+            self._wait(self._has_room, self._putters, block, deadline, std_queue.Full)
         wake_all(getters)
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
@@ -228,13 +232,14 @@ class Queue:
 
         Any green thread (waits green) or native thread (waits natively).
         """
+        deadline = _deadline(timeout)
         while True:
-            self._wait(self._items.__len__, self._getters, block, timeout, std_queue.Empty)
             with self._lock:
                 if self._items:
                     item = self._items.popleft()
                     putters, self._putters = self._putters, []
                     break
+            self._wait(self._items.__len__, self._getters, block, deadline, std_queue.Empty)
         wake_all(putters)
         return item
 
@@ -250,17 +255,19 @@ class Queue:
         return not self.full()
 
     def _wait(
-        self, ready: Any, waiters: List[Waiter], block: bool,
-        timeout: Optional[float], exc: type,
+        self, ready: Any, waiters: List[Waiter], block: bool, deadline: Optional[float], exc: type,
     ) -> None:
-        check_timeout(timeout)
-        if ready():
-            return
-        if not block:
+        """Park until ``ready()`` might hold; ``exc`` if not blocking or past ``deadline``.
+
+        The caller re-checks under the lock: another caller may have been first.
+        """
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if not block or (remaining is not None and remaining <= 0):
             raise exc()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not ready():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise exc()
-            wait_until(self._lock, ready, waiters, remaining)
+        wait_until(self._lock, ready, waiters, remaining)
+
+
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    """``timeout`` (validated) as a ``time.monotonic()`` deadline, computed once per call."""
+    check_timeout(timeout)
+    return None if timeout is None else time.monotonic() + timeout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue as std_queue
+import time
 from typing import Any, List
 
 import eventlet
@@ -113,6 +114,72 @@ def test_Queue_native_getter_wakes_on_green_put(in_hub: InHub, handler: Eventlet
         assert got == ["x"]
 
     in_hub(body)
+
+
+def test_Queue_bounded_never_overfills_under_native_and_green_producers(
+    in_hub: InHub, handler: EventletHandler
+) -> None:
+    """Room is checked and taken under one lock: producers racing from native
+    threads and green threads never push a bounded queue past ``maxsize``."""
+    def body() -> None:
+        q = handler.queue_impl(maxsize=2)
+        per_producer, producers = 200, 4
+        errors: List[BaseException] = []
+
+        def produce(tag: str) -> None:
+            try:
+                for i in range(per_producer):
+                    q.put((tag, i), timeout=10)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [_threading.Thread(target=produce, args=(f"n{k}",), daemon=True) for k in range(producers)]
+        greens = [eventlet.spawn(produce, f"g{k}") for k in range(producers)]
+        for thread in threads:
+            thread.start()
+        got, most = [], 0
+        while len(got) < 2 * producers * per_producer:
+            most = max(most, q.qsize())
+            got.append(q.get(timeout=10))
+        for thread in threads:
+            green_wait_native_thread(thread, 10)
+        for green in greens:
+            green.wait()
+        assert errors == []
+        assert most <= 2, f"a maxsize=2 queue held {most} items"
+        for k in range(producers):  # each producer's items stay in its order
+            for tag in (f"n{k}", f"g{k}"):
+                assert [i for t, i in got if t == tag] == list(range(per_producer))
+
+    in_hub(body)
+
+
+def test_Queue_get_timeout_is_one_deadline_however_often_it_loses_a_race(handler: EventletHandler) -> None:
+    """A getter woken for an item another getter takes first keeps its original deadline."""
+    q = handler.queue_impl()
+    stolen: List[Any] = []
+    started = time.monotonic()
+    gave_up_after: List[float] = []
+
+    def loser() -> None:
+        try:
+            q.get(timeout=0.5)
+        except std_queue.Empty:
+            gave_up_after.append(time.monotonic() - started)
+
+    green = eventlet.spawn(loser)
+    eventlet.sleep(0.01)
+    for i in range(8):  # every 0.1 s an item, each taken before the loser can run
+        eventlet.sleep(0.1)
+        q.put(i)
+        stolen.append(q.get_nowait())
+    with eventlet.Timeout(5):
+        green.wait()
+    assert stolen == list(range(8))
+    assert len(gave_up_after) == 1, "the loser should have timed out"
+    # Restarting the timeout at each lost race would give up only ~0.5 s after the
+    # last put (~1.3 s); one deadline gives up at ~0.5 s.
+    assert gave_up_after[0] < 0.8, f"get(timeout=0.5) gave up only after {gave_up_after[0]:.2f} s"
 
 
 def test_primitives_refuse_bad_timeouts(handler: EventletHandler) -> None:
