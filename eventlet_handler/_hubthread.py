@@ -59,26 +59,25 @@ class HubThread:
         assert self.bridge is not None
         self.bridge.call_soon_threadsafe(fn, *args)
 
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Ask the thread to exit; wait (unless called from it). True once it exited."""
+    def stop(self) -> None:
+        """Ask the thread to exit; returns at once (:meth:`join` waits). Any thread."""
         if self._thread is None or self.bridge is None:
-            return True
+            return
         try:
             self.call(self._request_exit)
         except RuntimeError:  # bridge already closed: exiting
             pass
-        if _threading.get_ident() == self._thread.ident:
-            return False
-        self._exited.wait(timeout)
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def join(self, timeout: float) -> bool:
-        """Wait for the thread to exit (someone else asked it to). True once it has."""
+        """Wait up to ``timeout`` for the thread to exit; True once it has.
+
+        Any thread but the hub thread itself; waits green in a thread with a hub.
+        """
         if self._thread is None or _threading.get_ident() == self._thread.ident:
             return self._thread is None
-        self._exited.wait(timeout)
-        self._thread.join(timeout)
+        if not self._exited.wait(timeout):  # green where it can: never blocks a hub natively
+            return False
+        self._thread.join(1.0)  # past _exited it only unwinds its last frame
         return not self._thread.is_alive()
 
     def _request_exit(self) -> None:

@@ -58,7 +58,7 @@ LOG = logging.getLogger("eventlet_handler")
 
 TASK_GRACE_SECONDS = 5.0  # isolated mode: how long stop() lets spawned work finish
 
-STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stopping"
+STOPPED, RUNNING, STOPPING = "stopped", "running", "stopping"
 WATCH, COMPLETION = 0, 1
 _ids = itertools.count(1)
 
@@ -259,8 +259,9 @@ class EventletHandler(KazooSurface):
             hubthread, self._hubthread = self._hubthread, None
             if hubthread is not None:
                 self._hub = self._bridge = None
+                # Under the lock: a stop() that sees STOPPED must also see what to join.
+                self._retired_hubthread = hubthread
         if hubthread is not None:
-            self._retired_hubthread = hubthread
             hubthread.call(eventlet.spawn_n, self._retire_hubthread, hubthread)
         LOG.info("%r stopped", self)
 
