@@ -164,8 +164,12 @@ class Bridge:
         if closed or self._generation != _fork_generation:
             self._retire()
 
-    def _pump_failed(self, *exc_info: Any) -> None:
-        LOG.error("the bridge's pipe failed in its hub", exc_info=exc_info)
+    def _pump_failed(self, exc: BaseException) -> None:
+        # eventlet calls a listener's tb with the exception alone (hub.py: IOClosed).
+        LOG.error("the bridge's pipe failed in its hub; running the calls it holds", exc_info=exc)
+        with self._lock:
+            self._closed = True  # refuse new calls: nothing can wake this pump again
+        self._run_batch()  # rule 3: a call accepted before the refusal still runs
         self._retire()
 
     def _retire(self) -> None:
