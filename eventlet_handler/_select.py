@@ -20,7 +20,8 @@ Rules:
    is returned at once, all of it, without a trip through the hub (kazoo's
    connection loop selects once per request and per event, and under load its
    fds are mostly ready). So that a busy loop cannot starve its hub, every
-   ``FAIR_EVERY``-th fast answer in a row first yields with ``eventlet.sleep(0)``.
+   ``FAIR_EVERY``-th fast answer in a row (counted per hub, on the hub object)
+   first yields with ``eventlet.sleep(0)``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
 FAIR_EVERY = 32
-_fast_in_a_row = [0]
+_FAST_ANSWERS = "_eventlet_handler_fast_selects"  # fast answers in a row, on each hub
 
 Ready = Tuple[List[Any], List[Any], List[Any]]
 
@@ -82,14 +83,15 @@ def select(
         _fd(obj)
     ready = _ready_now(readers, writers)
     if ready is not None:
-        _fast_in_a_row[0] += 1
-        if _fast_in_a_row[0] % FAIR_EVERY:
+        fast = getattr(hub, _FAST_ANSWERS, 0) + 1  # per hub: hubs do not share fairness
+        setattr(hub, _FAST_ANSWERS, fast)
+        if fast % FAIR_EVERY:
             return ready
         eventlet.sleep(0)  # rule 4: let the hub's other green threads run
         ready = _ready_now(readers, writers)
         if ready is not None:
             return ready
-    _fast_in_a_row[0] = 0
+    setattr(hub, _FAST_ANSWERS, 0)
     call = _Call(hub, current)
     listeners: List[Any] = []
     timers: List[Any] = []

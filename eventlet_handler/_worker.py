@@ -56,11 +56,10 @@ class Worker:
         label = self.stats.label
         busy_since = clock()
         while True:
-            if not queue.qsize():
-                item = queue.get()
+            idle = not queue.qsize()
+            item = queue.get()
+            if idle:
                 busy_since = clock()
-            else:
-                item = queue.get()
             if item is STOP:
                 return
             func, args = item
