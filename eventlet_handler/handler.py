@@ -40,7 +40,7 @@ import eventlet
 import greenlet
 from eventlet import hubs, patcher
 
-from ._bridge import Bridge, current_hub, local_bridge
+from ._bridge import Bridge, BridgeClosed, current_hub, local_bridge
 from ._errors import HandlerStoppedError
 from ._hubthread import HubThread
 from ._kazoo_surface import KazooSurface
@@ -345,28 +345,49 @@ class EventletHandler(KazooSurface):
         run_inline(func, args)
 
     def _call_home(self, fn: Callable[..., Any], *args: Any) -> None:
-        if current_hub() is self._hub or self._bridge is None:
-            fn(*args)
-        else:
-            self._bridge.call_soon_threadsafe(fn, *args)
+        """Run ``fn(*args)`` in the home hub: inline when already there, else through
+        its bridge. Not started: shared mode runs it in the caller's hub.
+
+        :raises HandlerStoppedError: isolated mode not running (or stopped meanwhile),
+            or shared mode not started and called from a native thread with no hub,
+            whose green threads would never run.
+        """
+        hub, bridge = self._hub, self._bridge  # read once: a concurrent stop clears both
+        here = current_hub()
+        if bridge is not None and here is not hub:
+            try:
+                bridge.call_soon_threadsafe(fn, *args)
+            except BridgeClosed:
+                raise HandlerStoppedError(f"{self!r} stopped while the call was on its way; start it again") from None
+            return
+        if bridge is None and self.mode == "isolated":
+            raise HandlerStoppedError(f"{self!r} is not started (isolated mode has no hub yet): call start() first")
+        if here is None and _threading.current_thread() is not _threading.main_thread():
+            raise HandlerStoppedError(
+                f"{self!r} is not started and this native thread has no eventlet hub, so a green "
+                "thread started here would never run: call start() first, or call from a green thread"
+            )
+        fn(*args)
 
     def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         """Run ``func(*args, **kwargs)`` on a new green thread of the home hub.
 
         Any thread. Returns a :class:`Task` (``join()``, ``is_alive()``). An
         exception in ``func`` is logged and kept on ``Task.exception``. Before
-        :meth:`start`, shared mode spawns into the calling thread's hub and
-        isolated mode refuses (it has no hub yet).
+        :meth:`start`, shared mode spawns into the calling thread's hub (a native
+        thread with no hub is refused) and isolated mode refuses (it has no hub yet).
+
+        :raises HandlerStoppedError: when there is no hub for the work to run in.
         """
         if not callable(func):
             raise TypeError(f"spawn() needs a callable, not {func!r}")
-        if self._hub is None and self.mode == "isolated":
-            raise HandlerStoppedError(
-                "spawn() on an isolated-mode handler that is not started: call start() first"
-            )
         task = Task(func, self._live_tasks)
+        try:
+            self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
+        except BaseException:
+            self._live_tasks.discard(task)
+            raise
         self._tasks_spawned += 1
-        self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
         return task
 
 

@@ -38,6 +38,31 @@ def test_spawn_on_a_stopped_isolated_handler_is_refused() -> None:
     handler = EventletHandler("isolated")
     with pytest.raises(HandlerStoppedError, match="start"):
         handler.spawn(lambda: None)
+    handler.start()
+    handler.stop(timeout=10)
+    with pytest.raises(HandlerStoppedError, match="start"):
+        handler.spawn(lambda: None)
+    assert not handler._live_tasks, "a refused spawn left a task behind"
+
+
+def test_spawn_before_start_from_a_native_thread_without_a_hub_is_refused() -> None:
+    """Shared mode spawns into the caller's hub before start(); a plain native thread
+    has none that would ever run, so its Task would never finish: refused instead."""
+    handler = EventletHandler("shared")
+    outcome: list[BaseException] = []
+
+    def native() -> None:
+        try:
+            handler.spawn(lambda: None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = _threading.Thread(target=native, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], HandlerStoppedError), outcome
+    assert "no eventlet hub" in str(outcome[0])
 
 
 @pytest.mark.parametrize("timeout, error", BAD_TIMEOUTS)
