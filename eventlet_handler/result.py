@@ -113,9 +113,11 @@ class AsyncResult:
                     f"no result after waiting {timeout} s" if block and timeout is not None
                     else "no result yet (non-blocking get)"
                 )
-        if self._exception is not None:
-            raise self._exception
-        return self._value
+        with self._lock:  # a value and its exception slot, from the same set()
+            value, exception = self._value, self._exception
+        if exception is not None:
+            raise exception
+        return value
 
     def get_nowait(self) -> Any:
         """``get(block=False)``: the value, the exception, or ``timeout_exception``.
