@@ -44,6 +44,7 @@ __all__ = [
     "HandlerOptions",
     "handler_names",
     "load_handler",
+    "parse_mode",
     "parse_slow_callback_threshold",
     "resolve_options",
 ]
@@ -151,19 +152,24 @@ def _requested_mode(mode: str | None, env: Mapping[str, str]) -> tuple[str, str]
             raise TypeError(
                 f"mode must be a str, one of {', '.join(MODES)}; got {type(mode).__name__} {mode!r}"
             )
-        return _check_mode(mode, f"mode={mode!r}", "argument"), f"mode={mode!r} argument"
+        return parse_mode(mode, name="mode", where="argument"), f"mode={mode!r} argument"
     raw = env.get(MODE_ENV, "").strip()
     if raw:
-        return _check_mode(raw, f"{MODE_ENV}={raw!r}", "environment variable"), f"{MODE_ENV}={raw}"
+        return parse_mode(raw, name=MODE_ENV, where="environment variable"), f"{MODE_ENV}={raw}"
     return "auto", "auto"
 
 
-def _check_mode(value: str, shown: str, kind: str) -> str:
-    normalized = value.strip().lower()
+def parse_mode(text: str, *, name: str, where: str | None = None) -> str:
+    """Parse a handler mode written as text (argument, environment, URL query, option
+    file): ``auto``, ``shared`` or ``isolated``, any case. Any thread.
+
+    :raises ValueError: showing ``name=text`` (and ``where`` it came from) and the
+        valid modes.
+    """
+    normalized = text.strip().lower()
     if normalized not in MODES:
-        raise ValueError(
-            f"invalid handler mode {shown} ({kind}); valid modes are {', '.join(MODES)}"
-        )
+        origin = f" ({where})" if where else ""
+        raise ValueError(f"{name}={text.strip()!r}{origin} is invalid; valid modes are {', '.join(MODES)}")
     return normalized
 
 

@@ -38,11 +38,12 @@ from kazoo.client import KazooClient
 from tooz.drivers.zookeeper import KazooDriver
 
 from eventlet_handler.config import (
-    MODES,
+    HANDLER_NAMES,
     UNSET,
     _Unset,
     handler_names,
     load_handler,
+    parse_mode,
     parse_slow_callback_threshold,
 )
 
@@ -54,14 +55,9 @@ HANDLER_OPTIONS: Final = ("handler", "mode", "slow_callback_threshold")
 #: The key under which our handler factory is handed to tooz. Never ``"eventlet"``:
 #: tooz warns that *kazoo's* eventlet handler is deprecated when it sees that name.
 _TOOZ_HANDLER_KEY: Final = "eventlet_handler"
-_EVENTLET_KINDS: Final = frozenset({"eventlet", "eventlet-shared", "eventlet-isolated"})
+_EVENTLET_KINDS: Final = frozenset(name for name in HANDLER_NAMES if name.startswith("eventlet"))
 
 HandlerFactory = Callable[[], Any]
-
-
-def _construct(kind: str) -> Any:
-    """A handler of ``kind`` with default options (environment, then defaults)."""
-    return load_handler(kind)()
 
 
 class EventletKazooDriver(KazooDriver):
@@ -71,11 +67,9 @@ class EventletKazooDriver(KazooDriver):
     coordinator API and the ``zookeeper://`` options.
     """
 
-    #: Handler kinds by name, each a no-argument factory (tooz calls ``HANDLERS[kind]()``).
-    #: The driver instance replaces this with the one factory its URL asked for.
-    HANDLERS: Mapping[str, HandlerFactory] = MappingProxyType(  # type: ignore[assignment]
-        {kind: functools.partial(_construct, kind) for kind in ("eventlet", "eventlet-shared", "eventlet-isolated", "threading")}
-    )
+    #: tooz calls ``HANDLERS[kind]()``; each driver instance sets the one factory its
+    #: URL asked for (in ``_make_client``), so the class offers none.
+    HANDLERS: Mapping[str, HandlerFactory] = MappingProxyType({})  # type: ignore[assignment]
 
     def _make_client(self, parsed_url: Any, options: Any) -> KazooClient:
         """Build tooz's kazoo client with the handler the URL options ask for."""
@@ -104,7 +98,7 @@ def handler_factory(options: Mapping[str, Any]) -> HandlerFactory:
     mode = _mode_option(options)
     threshold = _threshold_option(options)
     if kind not in _EVENTLET_KINDS:
-        _refuse_eventlet_options(kind, mode, threshold)
+        _refuse_eventlet_options(kind, options)
         return handler_class
     if kind != "eventlet" and mode is not None:
         raise ValueError(
@@ -129,11 +123,7 @@ def _option(options: Mapping[str, Any], name: str) -> str | None:
 
 def _mode_option(options: Mapping[str, Any]) -> str | None:
     mode = _option(options, "mode")
-    if mode is None:
-        return None
-    if mode.lower() not in MODES:
-        raise ValueError(f"tooz URL option mode={mode!r} is invalid; valid modes are {', '.join(MODES)}")
-    return mode.lower()
+    return None if mode is None else parse_mode(mode, name="tooz URL option mode")
 
 
 def _threshold_option(options: Mapping[str, Any]) -> float | None | _Unset:
@@ -143,8 +133,9 @@ def _threshold_option(options: Mapping[str, Any]) -> float | None | _Unset:
     return parse_slow_callback_threshold(text, source="tooz URL option slow_callback_threshold")
 
 
-def _refuse_eventlet_options(kind: str, mode: str | None, threshold: float | None | _Unset) -> None:
-    given = [name for name, value in (("mode", mode), ("slow_callback_threshold", threshold)) if value not in (None, UNSET)]
+def _refuse_eventlet_options(kind: str, options: Mapping[str, Any]) -> None:
+    # By presence, not parsed value: slow_callback_threshold=off parses to None.
+    given = [name for name in ("mode", "slow_callback_threshold") if _option(options, name) is not None]
     if given:
         raise ValueError(
             f"tooz URL option(s) {', '.join(given)} apply to the eventlet handlers only, "

@@ -146,6 +146,7 @@ def test_backend_can_pick_another_registered_handler() -> None:
         ("handler=nope", r"unknown kazoo handler 'nope'; valid names are eventlet"),
         ("handler=eventlet-shared&mode=isolated", r"conflict"),
         ("handler=threading&mode=shared", r"apply to the eventlet handlers only"),
+        ("handler=threading&slow_callback_threshold=off", r"apply to the eventlet handlers only"),
         ("handler=os.path:join", r"module paths are not accepted"),
         ("slow_callback_threshold=-1", r"slow_callback_threshold='-1'"),
     ],
