@@ -7,7 +7,7 @@ PYTEST := $(PY) -m pytest
 # Each run is its own process: a hub cannot be swapped, nor monkey patching undone, in-process.
 TEST_MARK ?= not slow
 
-.PHONY: help venv zookeeper test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
+.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
 
 help:
 	@echo "make test      - install what is needed (venv, ZooKeeper) and run the test suite"
@@ -15,7 +15,16 @@ help:
 	@echo "make demo      - run examples/demo.py against a local ZooKeeper (or ZK_HOSTS)"
 	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
 
+# apt-get install $(1) as root, or with sudo; says what to do when it cannot.
+define apt_install
+	@echo "Installing Debian's $(1) package (needs root and Debian's package registry)"
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) ) \
+	|| { echo "ERROR: could not install Debian's $(1) package; install it by hand (apt-get install $(1)) and rerun"; exit 1; }
+endef
+
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || $(MAKE) --no-print-directory python-venv
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,bench]'
@@ -23,17 +32,17 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Debian's python3 has no venv module without python3-venv.
+python-venv:
+	$(call apt_install,python3-venv)
+
 zookeeper:
-	@if [ -f $(ZK_JAR) ]; then \
-	  echo "ZooKeeper jars found in /usr/share/java"; \
-	else \
-	  echo "Installing Debian's zookeeper package (needs root and Debian's package registry)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zookeeper ) \
-	  || { echo "ERROR: could not install Debian's zookeeper package; install it by hand (apt-get install zookeeper) and rerun"; exit 1; }; \
-	  [ -f $(ZK_JAR) ] || { echo "ERROR: $(ZK_JAR) still missing after installing zookeeper"; exit 1; }; \
-	fi
+	@[ -f $(ZK_JAR) ] && echo "ZooKeeper jars found in /usr/share/java" || $(MAKE) --no-print-directory zookeeper-package
 	@command -v java >/dev/null || { echo "ERROR: java not found; apt-get install default-jre-headless"; exit 1; }
+
+zookeeper-package:
+	$(call apt_install,zookeeper)
+	@[ -f $(ZK_JAR) ] || { echo "ERROR: $(ZK_JAR) still missing after installing zookeeper"; exit 1; }
 
 test: venv zookeeper
 	$(MAKE) --no-print-directory test-unit test-patched test-asyncio TEST_MARK="$(TEST_MARK)"
