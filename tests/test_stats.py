@@ -80,13 +80,20 @@ def test_threshold_none_turns_the_warning_off(caplog: pytest.LogCaptureFixture) 
 
 
 def test_stats_depth_shows_queued_callbacks(handler: EventletHandler) -> None:
-    gate = handler.event_object()
-    handler.dispatch_callback(Callback("watch", gate.wait, (5,)))
-    for _ in range(5):
-        handler.dispatch_callback(Callback("watch", lambda: None, ()))
-    eventlet.sleep(0)  # the worker takes the first and blocks on the gate
-    assert handler.stats()["queues"]["watch"]["depth"] == 5
-    gate.set()
+    gate, started = handler.event_object(), handler.event_object()
+
+    def hold() -> None:
+        started.set()
+        gate.wait(5)
+
+    handler.dispatch_callback(Callback("watch", hold, ()))
+    try:
+        for _ in range(5):
+            handler.dispatch_callback(Callback("watch", lambda: None, ()))
+        assert started.wait(5)  # the worker took the first and blocks on the gate
+        assert handler.stats()["queues"]["watch"]["depth"] == 5
+    finally:
+        gate.set()
 
 
 def test_stats_counts_bridge_calls_from_native_threads(handler: EventletHandler) -> None:
