@@ -6,7 +6,6 @@ import logging
 import time
 from typing import Any, Iterator
 
-import eventlet
 import pytest
 from eventlet import patcher
 from kazoo.protocol.states import Callback
