@@ -15,9 +15,26 @@ METRICS = {
     "pipelined_ops": ("10k pipelined get_async()", "ops/s", True),
     "watch_fanout_ms": ("1000 data watches fired by one set()", "ms", False),
 }
-SCALE = [1, 100, 1000, 10000]
-for _c in SCALE:
-    METRICS[f"scale_{_c}"] = (f"scale C={_c} get/set loop", "ops/s", True)
+SCALE_PREFIX = "scale_"  # scale_<C>: one metric per concurrency level the run measured
+
+
+def info(metric: str) -> tuple:
+    """(label, unit shown, higher is better) of any metric, scale levels included."""
+    if metric.startswith(SCALE_PREFIX):
+        level = metric[len(SCALE_PREFIX):]
+        return (f"scale C={level} get/set loop", "ops/s", True)
+    return METRICS[metric]
+
+
+def scale_levels(summary: Dict[str, Any]) -> List[int]:
+    """The concurrency levels present in a run's results, ascending."""
+    return sorted({int(m[len(SCALE_PREFIX):]) for per in summary.values() for m in per
+                   if m.startswith(SCALE_PREFIX)})
+
+
+def metrics_of(summary: Dict[str, Any]) -> List[str]:
+    """Every metric of a run, in table order: METRICS, then the scale levels it has."""
+    return list(METRICS) + [f"{SCALE_PREFIX}{c}" for c in scale_levels(summary)]
 
 COLUMNS = ["ours-shared", "ours-isolated", "K-E", "K-G", "K-T", "raw", "eventlet-floor"]
 FLOOR = "eventlet-floor"
@@ -37,13 +54,13 @@ def speedup(metric: str, value: Optional[float], base: Optional[float]) -> Optio
     """How many times better than `base` (>1 is better), whatever the metric's direction."""
     if value is None or base is None or value <= 0 or base <= 0:
         return None
-    return value / base if METRICS[metric][2] else base / value
+    return value / base if info(metric)[2] else base / value
 
 
 def ratios(summary: Dict[str, Any]) -> Dict[str, Dict[str, Optional[float]]]:
     """Per metric and family: speedup over K-E in the same run (None: K-E has no value)."""
     out: Dict[str, Dict[str, Optional[float]]] = {}
-    for metric in METRICS:
+    for metric in metrics_of(summary):
         base = _median(summary, "K-E", metric)
         out[metric] = {
             family: speedup(metric, _median(summary, family, metric), base)
@@ -102,7 +119,7 @@ def goals(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
                              None if many is None else many < 10))
         for metric in ("native_wake_p50", "waiters_1000_ms"):
             if failed(metric):
-                results.append(_goal(METRICS[metric][0], fam, failed(metric), "a value", False))
+                results.append(_goal(info(metric)[0], fam, failed(metric), "a value", False))
         get, raw = m(fam, "zk_get_p50"), m("raw", "zk_get_p50")
         results.append(_goal("sequential get() p50 <= 1.7x raw socket", fam,
                              "n/a" if get is None or raw is None else f"{get / raw:.2f}x raw ({get:.0f} µs vs {raw:.0f} µs)",
@@ -130,7 +147,7 @@ def stats_overhead(summary: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def fmt_value(metric: str, value: float) -> str:
-    unit = METRICS[metric][1]
+    unit = info(metric)[1]
     if unit in ("callbacks/s", "round trips/s", "ops/s"):
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
     if unit == "µs":
@@ -178,15 +195,10 @@ def render_table(doc: Dict[str, Any]) -> str:
         f"ZooKeeper {versions.get('zookeeper')}; nothing monkey-patched",
         "",
     ]
-    rows = []
-    for metric, (label, unit, _) in METRICS.items():
-        if not any(_cell(summary, f, metric) for f in families):
-            continue
-        rows.append([f"{label} ({unit})"] + [fmt_cell(summary, f, metric, rat[metric].get(f)) for f in families])
-    out.append(_table(["metric"] + families, rows))
+    out.append(render_markdown(doc))
     scale_notes = []
     for family in families:
-        for c in SCALE:
+        for c in scale_levels(summary):
             cell = _cell(summary, family, f"scale_{c}")
             if not cell:
                 continue
@@ -224,17 +236,16 @@ def render_table(doc: Dict[str, Any]) -> str:
 
 
 def render_markdown(doc: Dict[str, Any]) -> str:
-    """The results table as Markdown, for the README (same cells as the text table)."""
+    """The results table (Markdown, so the README shows it as printed)."""
     summary, rat = doc["metrics"], doc["ratios_vs_KE"]
     families = [f for f in COLUMNS if f in summary]
     rows = [
-        [f"{label} ({unit})"] + [fmt_cell(summary, f, metric, rat[metric].get(f)) for f in families]
-        for metric, (label, unit, _) in METRICS.items()
+        [f"{info(metric)[0]} ({info(metric)[1]})"]
+        + [fmt_cell(summary, f, metric, rat.get(metric, {}).get(f)) for f in families]
+        for metric in metrics_of(summary)
         if any(_cell(summary, f, metric) for f in families)
     ]
-    lines = ["| metric | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return _table(["metric"] + families, rows)
 
 
 def plot(doc: Dict[str, Any], path: Any) -> None:
@@ -299,7 +310,7 @@ def plot(doc: Dict[str, Any], path: Any) -> None:
     for fam in ("ours-shared", "ours-isolated", "K-E", "K-G", "K-T"):
         if fam not in summary:
             continue
-        pts = [(c, summary[fam].get(f"scale_{c}", {}).get("median")) for c in SCALE]
+        pts = [(c, summary[fam].get(f"{SCALE_PREFIX}{c}", {}).get("median")) for c in scale_levels(summary)]
         pts = [(c, v) for c, v in pts if v]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fam, color=colors[fam])
