@@ -8,6 +8,7 @@ worst) from any thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
@@ -16,14 +17,20 @@ LOG = logging.getLogger("eventlet_handler")
 _RING = 1024
 
 
+def unwrap(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The function inside any number of ``functools.partial`` layers."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
 def describe(func: Callable[..., Any]) -> str:
-    """A short human name for a callback, for logs and stats."""
-    inner = getattr(func, "func", None)  # functools.partial
-    if inner is not None and callable(inner):
-        func = inner
-    module = getattr(func, "__module__", None) or ""
-    name = getattr(func, "__qualname__", None) or repr(func)
-    return f"{module}.{name}" if module else name
+    """``module.qualname`` of a callback (partials unwrapped; a callable object is
+    named by its class), for logs, stats and the test double's rules. Any thread."""
+    inner = unwrap(func)
+    module = getattr(inner, "__module__", None) or type(inner).__module__
+    name = getattr(inner, "__qualname__", None) or type(inner).__qualname__
+    return f"{module}.{name}"
 
 
 class QueueStats:

@@ -37,15 +37,16 @@ Rules
    re-raised from ``run_*`` (pass ``raise_errors=False`` to only record it, as the real
    handler logs and carries on).
 
-The ``run_*`` methods, :meth:`~DeterministicHandler.wait_for_pending` and ``stop`` are
-meant for the test's own green thread; everything kazoo calls may be called from any
-thread.
+The ``run_*`` methods, :meth:`~DeterministicHandler.drain` and
+:meth:`~DeterministicHandler.wait_for_pending` are meant for the test's own green
+thread; everything else may be called from any thread. Work that runs for real
+(rule 3) starts on a green thread of the *spawning* thread's hub: kazoo spawns its
+connection loop from ``KazooClient.start()``, that is from the test's thread.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import reprlib
 import time
@@ -57,6 +58,8 @@ import eventlet
 
 from eventlet_handler import _primitives
 from eventlet_handler._kazoo_surface import KazooSurface
+from eventlet_handler._task import Task
+from eventlet_handler.stats import describe, unwrap
 from eventlet_handler.result import AsyncResult
 
 __all__ = ["KAZOO_BACKGROUND_LOOPS", "DeterministicHandler", "Step"]
@@ -78,19 +81,6 @@ _repr.maxstring = 60
 _repr.maxother = 80
 
 
-def _unwrap(func: Callable[..., Any]) -> Callable[..., Any]:
-    while isinstance(func, functools.partial):
-        func = func.func
-    return func
-
-
-def _qualified_name(func: Callable[..., Any]) -> str:
-    inner = _unwrap(func)
-    module = getattr(inner, "__module__", None) or type(inner).__module__
-    qualname = getattr(inner, "__qualname__", None) or type(inner).__qualname__
-    return f"{module}.{qualname}"
-
-
 def _add_note(exc: BaseException, note: str) -> None:
     add_note = getattr(exc, "add_note", None)  # Python >= 3.11
     if add_note is not None:
@@ -99,12 +89,12 @@ def _add_note(exc: BaseException, note: str) -> None:
 
 def _is_kazoo_plumbing(func: Callable[..., Any]) -> bool:
     """Rule 2: a completion callback defined in kazoo itself."""
-    return _qualified_name(func).startswith("kazoo.")
+    return describe(func).startswith("kazoo.")
 
 
 def _is_background_loop(func: Callable[..., Any]) -> bool:
     """Rule 3: one of :data:`KAZOO_BACKGROUND_LOOPS`."""
-    return _qualified_name(func) in KAZOO_BACKGROUND_LOOPS
+    return describe(func) in KAZOO_BACKGROUND_LOOPS
 
 
 @dataclass(eq=False)
@@ -126,12 +116,12 @@ class Step:
 
     @property
     def name(self) -> str:
-        inner = _unwrap(self.func)
+        inner = unwrap(self.func)
         return getattr(inner, "__qualname__", None) or repr(inner)
 
     @property
     def qualified_name(self) -> str:
-        return _qualified_name(self.func)
+        return describe(self.func)
 
     def __str__(self) -> str:
         args = ", ".join(_repr.repr(arg) for arg in self.args)
@@ -170,37 +160,6 @@ class QueuedWork:
         self.step.done.wait(timeout)
 
 
-class LiveThread:
-    """What :meth:`DeterministicHandler.spawn` returns for work that runs for real.
-
-    A green thread of the hub of the thread that spawned it. ``join(timeout)`` and
-    ``is_alive()`` may be called from any thread; an exception ending the work is
-    logged, as a thread's would be.
-    """
-
-    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.name = _qualified_name(func)
-        self._done = _primitives.Event()
-        self._greenthread = eventlet.spawn(self._run, func, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<LiveThread {'done' if self._done.is_set() else 'running'} {self.name}>"
-
-    def _run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        try:
-            func(*args, **kwargs)
-        except Exception:
-            LOG.exception("spawned work %s raised", self.name)
-        finally:
-            self._done.set()
-
-    def is_alive(self) -> bool:
-        return not self._done.is_set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._done.wait(timeout)
-
-
 class DeterministicHandler(KazooSurface):
     """A kazoo handler for tests: callbacks wait in a queue until the test runs them.
 
@@ -232,7 +191,8 @@ class DeterministicHandler(KazooSurface):
         #: ``(step, exception)`` for every step that raised.
         self.errors: list[tuple[Step, BaseException]] = []
         #: Work spawned for real (rule 3), in spawn order.
-        self.live_threads: list[LiveThread] = []
+        self.live_threads: list[Task] = []
+        self._live_tasks: set[Task] = set()
         self._queue: collections.deque[Step] = collections.deque()
         self._enqueued = _primitives.Event()
         self._running = False
@@ -246,6 +206,7 @@ class DeterministicHandler(KazooSurface):
 
     @property
     def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`. Any thread."""
         return self._running
 
     def start(self) -> None:
@@ -262,12 +223,14 @@ class DeterministicHandler(KazooSurface):
 
     # -- the parts kazoo uses (the rest is KazooSurface's, shared with EventletHandler) --
 
-    def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> QueuedWork | LiveThread:
-        """Queue ``func`` as a step, or run it for real when rule 3 says so. Any thread."""
+    def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> QueuedWork | Task:
+        """Queue ``func`` as a step, or run it for real when rule 3 says so. Any thread;
+        work run for real goes on a green thread of the calling thread's hub."""
         if not self.deterministic_spawn or _is_background_loop(func):
-            thread = LiveThread(func, args, kwargs)
-            self.live_threads.append(thread)
-            return thread
+            task = Task(func, self._live_tasks)
+            eventlet.spawn_n(task._run, func, args, kwargs)  # in the caller's hub
+            self.live_threads.append(task)
+            return task
         return QueuedWork(self._enqueue(Step("spawn", func, args, kwargs)))
 
     def dispatch_callback(self, callback: Any) -> None:
@@ -290,7 +253,7 @@ class DeterministicHandler(KazooSurface):
 
     @property
     def pending(self) -> tuple[Step, ...]:
-        """The queued steps, oldest first (a snapshot)."""
+        """The queued steps, oldest first (a snapshot). Any thread."""
         return tuple(self._queue)
 
     def run_one(self, timeout: float | None = None) -> Step | None:
@@ -313,7 +276,8 @@ class DeterministicHandler(KazooSurface):
         return step
 
     def run_pending(self, timeout: float | None = None) -> int:
-        """Run the steps pending now, in order; return how many ran.
+        """Run the steps pending now, in order, in the calling (test's) green thread;
+        return how many ran.
 
         Steps they queue wait for the next call. ``timeout`` bounds each step.
         """
@@ -325,7 +289,8 @@ class DeterministicHandler(KazooSurface):
         return count
 
     def drain(self, timeout: float | None = None) -> int:
-        """Run steps until none is pending (new ones included); return how many ran.
+        """Run steps until none is pending (new ones included), in the calling (test's)
+        green thread; return how many ran.
 
         Raises :attr:`timeout_exception` if steps keep coming or one blocks past
         ``timeout`` seconds in all (default ``step_timeout``).
@@ -345,7 +310,8 @@ class DeterministicHandler(KazooSurface):
         return count
 
     def wait_for_pending(self, count: int = 1, timeout: float | None = None) -> int:
-        """Let the hub run (e.g. the connection loop) until ``count`` steps are pending.
+        """Let the calling thread's hub run (e.g. the connection loop) until ``count``
+        steps are pending. From the test's green thread.
 
         Returns how many are pending. Raises :attr:`timeout_exception` after ``timeout``
         seconds (default ``step_timeout``). Use it between an action and the
