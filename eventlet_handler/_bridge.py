@@ -24,7 +24,7 @@ Rules this module relies on (and keeps):
    ever stranded by a concurrent ``close()``.
 4. At most one wake byte is pending in the pipe (``_wake_pending``), so the pipe
    never fills up however many calls are queued.
-5. The wake byte is written with the unpatched ``os.write``: a patched write that
+5. The wake byte is written by :mod:`._selfpipe` (unpatched ``os.write``): a patched write that
    hit EAGAIN would trampoline into the *caller's* hub. The pipe is
    non-blocking, and with rule 4 a write can never meet a full pipe.
 6. Only the pump reads the pipe, and only the pump closes it (after ``close()``
@@ -49,7 +49,8 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from eventlet import hubs, patcher
 
-_os: Any = patcher.original("os")
+from . import _selfpipe
+
 _thread: Any = patcher.original("_thread")
 _threading: Any = patcher.original("threading")
 
@@ -93,19 +94,13 @@ class Bridge:
         self._lock = _thread.allocate_lock()
         self._wake_pending = False
         self._closed = False
-        self._rfd, self._wfd = _os.pipe()
-        _os.set_blocking(self._rfd, False)
-        _os.set_blocking(self._wfd, False)
+        self._rfd, self._wfd = _selfpipe.open_pipe()
         self._generation = _fork_generation
         self.calls_run = 0
         self.pump_exited = False
         self._hub = hub
         self._listener = hub.add(hub.READ, self._rfd, self._pump, self._pump_failed, _noop)
         assert current_hub() is hub, "a bridge must be created in its hub's thread"
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def pending(self) -> bool:
@@ -147,9 +142,7 @@ class Bridge:
     def _write_wake_byte_never_blocks(self) -> None:
         # Caller holds self._lock (rules 4 and 5).
         try:
-            _os.write(self._wfd, b"\0")
-        except BlockingIOError:  # a byte is already there: the pump will wake
-            pass
+            _selfpipe.poke(self._wfd)  # a byte already there will wake the pump too
         except OSError as exc:  # EBADF after a fork or a torn-down hub
             if exc.errno != errno.EBADF:
                 raise
@@ -158,7 +151,7 @@ class Bridge:
         # The hub's read listener for the pipe, run in the hub greenlet (rule 2).
         with self._lock:
             self._wake_pending = False
-            self._drain_pipe()
+            _selfpipe.drain(self._rfd)
             closed = self._closed
         self._run_batch()
         if closed or self._generation != _fork_generation:
@@ -177,13 +170,6 @@ class Bridge:
         self._close_fds()
         self.pump_exited = True
 
-    def _drain_pipe(self) -> None:
-        try:
-            while _os.read(self._rfd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
     def _run_batch(self) -> None:
         calls = self._calls
         batch = len(calls)
@@ -199,12 +185,7 @@ class Bridge:
         with self._lock:
             self._closed = True
             fds, self._rfd, self._wfd = (self._rfd, self._wfd), -1, -1
-        for fd in fds:
-            if fd >= 0:
-                try:
-                    _os.close(fd)
-                except OSError:
-                    pass
+        _selfpipe.close_fds(*fds)
 
 
 _ATTR = "_eventlet_handler_bridge"  # a hub's bridge lives on the hub object itself
@@ -220,10 +201,18 @@ def local_bridge() -> Bridge:
     return ensure_bridge(hubs.get_hub())
 
 
-def ensure_bridge(hub: Any) -> Bridge:
-    """``hub``'s open bridge, created if missing; call only in ``hub``'s own thread."""
+def open_bridge_of(hub: Any) -> Optional[Bridge]:
+    """``hub``'s bridge if it has one that is open (and not a parent's, after fork). Any thread."""
     bridge = getattr(hub, _ATTR, None)
     if bridge is None or bridge._closed or bridge._generation != _fork_generation:
+        return None
+    return bridge
+
+
+def ensure_bridge(hub: Any) -> Bridge:
+    """``hub``'s open bridge, created if missing; call only in ``hub``'s own thread."""
+    bridge = open_bridge_of(hub)
+    if bridge is None:
         bridge = Bridge(hub)
         setattr(hub, _ATTR, bridge)
         _retire_when_thread_ends(bridge, hub)
@@ -287,8 +276,8 @@ def bridge_of(hub: Any) -> Bridge:
     :raises BridgeClosed: that hub has no open bridge (it never had a waiter, or
         it was shut down).
     """
-    bridge = getattr(hub, _ATTR, None)
-    if bridge is None or bridge._closed or bridge._generation != _fork_generation:
+    bridge = open_bridge_of(hub)
+    if bridge is None:
         raise BridgeClosed(f"the eventlet hub {hub!r} has no open bridge")
     return bridge
 

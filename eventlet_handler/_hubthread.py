@@ -18,7 +18,7 @@ from eventlet import event as green_event
 from eventlet import hubs, patcher
 
 from ._bridge import (
-    Bridge, BridgeClosed, bridge_of, close_bridge, current_hub, local_bridge, release_hub_resources,
+    Bridge, close_bridge, current_hub, local_bridge, open_bridge_of, release_hub_resources,
 )
 from ._primitives import Event
 
@@ -114,7 +114,7 @@ def shutdown_current_hub() -> None:
     hub = current_hub()
     if hub is None:
         return
-    bridge = _open_bridge_of(hub)
+    bridge = open_bridge_of(hub)
     close_bridge(hub)
     for _ in range(100):
         if bridge is None or bridge.pump_exited:
@@ -127,10 +127,3 @@ def shutdown_current_hub() -> None:
         del hubs._threadlocal.hub  # this thread has no hub any more
     except AttributeError:
         pass
-
-
-def _open_bridge_of(hub: Any) -> Optional[Bridge]:
-    try:
-        return bridge_of(hub)
-    except BridgeClosed:
-        return None

@@ -42,6 +42,15 @@ def check_timeout(timeout: Optional[float], what: str = "timeout") -> Optional[f
     return timeout
 
 
+def refuse_hub_greenlet(hub: Any, current: Any) -> None:
+    """Rule 4: ``RuntimeError`` if ``current`` is ``hub``'s own loop greenlet."""
+    if current is hub.greenlet:
+        raise RuntimeError(
+            "cannot block in the eventlet hub's own loop (inside a hub timer or "
+            "listener callback); call this from a green thread instead"
+        )
+
+
 class Waiter:
     """One parked caller; created in the thread (and hub) that will wait on it."""
 
@@ -57,11 +66,7 @@ class Waiter:
             self._lock = allocate_lock()
             self._lock.acquire()
             return
-        if greenlet.getcurrent() is hub.greenlet:
-            raise RuntimeError(
-                "cannot block in the eventlet hub's own loop (inside a hub timer or "
-                "listener callback); call this from a green thread instead"
-            )
+        refuse_hub_greenlet(hub, greenlet.getcurrent())
         ensure_bridge(hub)
         self._event = green_event.Event()
         self._lock = None
@@ -74,13 +79,7 @@ class Waiter:
 
     def wake(self) -> None:
         """Wake the waiter; any thread, any hub (rule 3)."""
-        hub = self.hub
-        if hub is None:
-            self._release()
-        elif current_hub() is hub:
-            self._send()
-        else:
-            _post(hub, _send_all, [self])
+        wake_all([self])
 
     def _release(self) -> None:
         try:

@@ -34,6 +34,8 @@ import greenlet
 from eventlet import hubs, patcher
 from kazoo.handlers.utils import fileobj_to_fd
 
+from ._parking import refuse_hub_greenlet
+
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
@@ -75,8 +77,7 @@ def select(
     """
     hub = hubs.get_hub()
     current = greenlet.getcurrent()
-    if hub.greenlet is current:
-        raise RuntimeError("select() would block the eventlet hub's own loop greenlet")
+    refuse_hub_greenlet(hub, current)
     readers: Dict[int, Any] = {_fd(obj): obj for obj in rlist}
     writers: Dict[int, Any] = {_fd(obj): obj for obj in wlist}
     for obj in xlist:  # never waited on (kazoo passes none), but refused if invalid

@@ -25,11 +25,8 @@ from __future__ import annotations
 import errno
 from typing import Any, Tuple
 
-from eventlet import patcher
-
+from . import _selfpipe
 from ._parking import allocate_lock
-
-_os: Any = patcher.original("os")
 
 
 class _WakeState:
@@ -38,23 +35,15 @@ class _WakeState:
     def __init__(self) -> None:
         self.lock = allocate_lock()
         self.tokens = 0
-        self.rfd, self.wfd = _os.pipe()
-        _os.set_blocking(self.rfd, False)
-        _os.set_blocking(self.wfd, False)
+        self.rfd, self.wfd = _selfpipe.open_pipe()
         self.shut = False
         self.open_ends = 2
 
     def poke(self) -> None:  # caller holds lock: make the read fd readable
-        try:
-            _os.write(self.wfd, b"\0")
-        except BlockingIOError:
-            pass
+        _selfpipe.poke(self.wfd)
 
     def unpoke(self) -> None:  # caller holds lock: make the read fd quiet
-        try:
-            _os.read(self.rfd, 64)
-        except BlockingIOError:
-            pass
+        _selfpipe.drain(self.rfd)
 
     def shutdown(self) -> None:  # caller holds lock
         if not self.shut:
@@ -65,8 +54,7 @@ class _WakeState:
     def release_end(self) -> None:  # caller holds lock
         self.open_ends -= 1
         if not self.open_ends:
-            for fd in (self.rfd, self.wfd):
-                _os.close(fd)
+            _selfpipe.close_fds(self.rfd, self.wfd)
             self.rfd = self.wfd = -1
 
 
