@@ -39,6 +39,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -111,21 +112,22 @@ def zookeeper_ensemble() -> Iterator[ZooKeeperEnsemble]:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Alive greenlets and open file descriptors of the process at one moment."""
+    """Alive greenlets and open file descriptors of the process at one moment.
 
-    greenlets: frozenset[int]
-    descriptions: dict[int, str]
+    The greenlets themselves, weakly: an id() of one that died could be reused by a
+    leaked one, and holding them strongly would keep finished ones alive.
+    """
+
+    greenlets: "weakref.WeakSet[Any]"
     fds: dict[int, str]
 
 
-def _alive_greenlets() -> dict[int, str]:
+def _alive_greenlets() -> "weakref.WeakSet[Any]":
     import greenlet
 
-    found: dict[int, str] = {}
-    for obj in gc.get_objects():
-        if isinstance(obj, greenlet.greenlet) and not obj.dead:
-            found[id(obj)] = _describe_greenlet(obj)
-    return found
+    return weakref.WeakSet(
+        obj for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet) and not obj.dead
+    )
 
 
 def _describe_greenlet(glet: Any) -> str:
@@ -153,15 +155,15 @@ def _open_fds() -> dict[int, str]:
 def take_snapshot() -> Snapshot:
     """Record alive greenlets and open fds (after a ``gc.collect()``). Test thread."""
     gc.collect()
-    greenlets = _alive_greenlets()
-    return Snapshot(frozenset(greenlets), greenlets, _open_fds())
+    return Snapshot(_alive_greenlets(), _open_fds())
 
 
 def leaks_since(before: Snapshot, settle: float = LEAK_SETTLE_SECONDS) -> list[str]:
     """Green threads and fds alive now but not in ``before``, after letting them settle.
 
-    Yields to the hub (``eventlet.sleep``) between looks, so green threads that are
-    finishing can finish. Returns one line per leak; empty when nothing leaked.
+    Yields to the calling thread's hub (``eventlet.sleep``) between looks, so green
+    threads of that hub that are finishing can finish; call it from the test's thread.
+    Returns one line per leak; empty when nothing leaked.
     """
     import eventlet
 
@@ -175,8 +177,9 @@ def leaks_since(before: Snapshot, settle: float = LEAK_SETTLE_SECONDS) -> list[s
 
 def _diff(before: Snapshot, after: Snapshot) -> list[str]:
     leaks = [
-        f"green thread still alive: {after.descriptions[key]}"
-        for key in after.greenlets - before.greenlets
+        f"green thread still alive: {_describe_greenlet(glet)}"
+        for glet in list(after.greenlets)
+        if glet not in before.greenlets and not glet.dead
     ]
     leaks += [
         f"file descriptor {fd} still open: {target}"
