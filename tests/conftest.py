@@ -55,6 +55,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``make test`` installs ZooKeeper first and sets EVENTLET_HANDLER_REQUIRE_ZOOKEEPER:
+    there a missing server must fail the run, not quietly skip every integration test."""
+    from eventlet_handler.testing.zookeeper import zookeeper_available
+
+    if os.environ.get("EVENTLET_HANDLER_REQUIRE_ZOOKEEPER") == "1" and not zookeeper_available(tls=True):
+        pytest.exit(
+            "EVENTLET_HANDLER_REQUIRE_ZOOKEEPER=1 but java, the ZooKeeper 3.8 jars (with netty for "
+            "TLS) or cryptography are missing: run `make zookeeper` (Debian's zookeeper package)",
+            returncode=3,
+        )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     skip = pytest.mark.skip(reason="contract tests switch hubs per thread; run in the unpatched process")
     for item in items:
