@@ -59,7 +59,7 @@ test-asyncio:
 	EVENTLET_HUB=asyncio $(PYTEST) -m "$(TEST_MARK)" tests/integration
 
 test-all: venv zookeeper
-	$(MAKE) --no-print-directory test-unit test-patched test-asyncio TEST_MARK="slow or not slow"
+	$(MAKE) -k --no-print-directory test-unit test-patched test-asyncio TEST_MARK="slow or not slow"
 
 demo: venv zookeeper
 	$(PY) examples/demo.py
