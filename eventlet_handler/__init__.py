@@ -5,7 +5,9 @@ thread/hub contract of every public call.
 
 The names below are imported on first use, so that importing a submodule that
 needs no eventlet (``eventlet_handler.testing.zookeeper``, used by benchmarks of
-kazoo's gevent and threading handlers) does not import eventlet.
+kazoo's gevent and threading handlers) does not import eventlet. ``_HOMES`` is the
+one list: ``__all__`` is made from it, and ``tests/test_facade.py`` checks that the
+``TYPE_CHECKING`` imports (for type checkers) name the same objects.
 """
 
 from __future__ import annotations
@@ -13,33 +15,29 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "AsyncResult",
-    "EventletHandler",
-    "EventletIsolatedHandler",
-    "EventletSharedHandler",
-    "HandlerStoppedError",
-    "HandlerTimeoutError",
-    "SequentialEventletHandler",
-    "load_handler",
-]
-
 _HOMES = {
     "AsyncResult": ".result",
     "EventletHandler": ".handler",
-    "SequentialEventletHandler": ".handler",
-    "EventletIsolatedHandler": "._pinned",
-    "EventletSharedHandler": "._pinned",
+    "EventletHandlerError": "._errors",
+    "EventletIsolatedHandler": ".pinned",
+    "EventletSharedHandler": ".pinned",
     "HandlerStoppedError": "._errors",
     "HandlerTimeoutError": "._errors",
+    "KazooHandler": "._protocol",
+    "NoHubError": "._errors",
+    "SequentialEventletHandler": ".handler",
+    "TaskLike": "._protocol",
     "load_handler": ".config",
 }
 
+__all__ = sorted(_HOMES)
+
 if TYPE_CHECKING:  # pragma: no cover
-    from ._errors import HandlerStoppedError, HandlerTimeoutError
-    from ._pinned import EventletIsolatedHandler, EventletSharedHandler
+    from ._errors import EventletHandlerError, HandlerStoppedError, HandlerTimeoutError, NoHubError
+    from ._protocol import KazooHandler, TaskLike
     from .config import load_handler
     from .handler import EventletHandler, SequentialEventletHandler
+    from .pinned import EventletIsolatedHandler, EventletSharedHandler
     from .result import AsyncResult
 
 

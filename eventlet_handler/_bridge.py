@@ -11,7 +11,7 @@ Rules this module relies on (and keeps):
 1. A bridge belongs to exactly one hub. Its *pump* is a read listener on the
    bridge's pipe, registered once in that hub, so it runs in the hub greenlet
    (no green thread to switch to, no listener to re-register per wake-up). A
-   bridge is created only in its hub's own thread (``ensure_bridge()``).
+   bridge is created only in its hub's own thread (``bridge_of(hub, create=True)``).
 2. ``call_soon_threadsafe()`` may be called from any green thread of any hub,
    from any native thread, and from the pump itself. It never blocks on I/O and
    never switches green threads. The calls run in the hub greenlet, so they
@@ -43,33 +43,27 @@ from __future__ import annotations
 import collections
 import errno
 import logging
-import os
-import weakref
-from typing import Any, Callable, Deque, List, Optional, Tuple
+from typing import Any, Callable, Deque, Optional, Tuple
 
-from eventlet import hubs, patcher
+from eventlet import patcher
 
 from . import _selfpipe
+from ._errors import EventletHandlerError
+from ._hubs import current_hub, fork_generation, on_thread_exit, release_hub_resources
 
 _thread: Any = patcher.original("_thread")
-_threading: Any = patcher.original("threading")
 
 LOG = logging.getLogger(__name__)
 
 Call = Tuple[Callable[..., Any], Tuple[Any, ...]]
 
 
-class BridgeClosed(RuntimeError):
-    """The target hub's bridge is closed: its hub is shutting down or gone."""
+class BridgeClosed(EventletHandlerError, RuntimeError):
+    """The target hub's bridge is closed: its hub is shutting down or gone.
 
-
-def current_hub() -> Optional[Any]:
-    """The calling thread's eventlet hub, or ``None`` if it never made one.
-
-    Unlike ``eventlet.hubs.get_hub()`` this never *creates* a hub, so a native
-    thread that has nothing to do with eventlet stays that way.
+    Private: every public call that meets it raises :class:`HandlerStoppedError`
+    instead, or knows that nobody is left to reach.
     """
-    return getattr(hubs._threadlocal, "hub", None)
 
 
 class Bridge:
@@ -95,7 +89,7 @@ class Bridge:
         self._wake_pending = False
         self._closed = False
         self._rfd, self._wfd = _selfpipe.open_pipe()
-        self._generation = _fork_generation
+        self._generation = fork_generation()
         self.calls_run = 0
         self.pump_exited = False
         self._hub = hub
@@ -154,7 +148,7 @@ class Bridge:
             _selfpipe.drain(self._rfd)
             closed = self._closed
         self._run_batch()
-        if closed or self._generation != _fork_generation:
+        if closed or self._generation != fork_generation():
             self._retire()
 
     def _pump_failed(self, exc: BaseException) -> None:
@@ -189,97 +183,30 @@ class Bridge:
 
 
 _ATTR = "_eventlet_handler_bridge"  # a hub's bridge lives on the hub object itself
-_fork_generation = 0
 
 
-def local_bridge() -> Bridge:
-    """The bridge of the calling thread's hub, created (with its pump) on first use.
+def bridge_of(hub: Any, *, create: bool = False) -> Optional[Bridge]:
+    """``hub``'s open bridge (rule 8), or ``None`` if it has none (never had a waiter,
+    shut down, or a parent's after fork). Any thread.
 
-    Call from a green thread (or the main greenlet) of the hub you want to be
-    reachable; never from the hub greenlet itself.
+    ``create=True`` makes one (with its pump) when missing; only in ``hub``'s own
+    thread, from a green thread or its main greenlet, never from the hub greenlet.
     """
-    return ensure_bridge(hubs.get_hub())
-
-
-def open_bridge_of(hub: Any) -> Optional[Bridge]:
-    """``hub``'s bridge if it has one that is open (and not a parent's, after fork). Any thread."""
     bridge = getattr(hub, _ATTR, None)
-    if bridge is None or bridge._closed or bridge._generation != _fork_generation:
+    if bridge is not None and not bridge._closed and bridge._generation == fork_generation():
+        return bridge
+    if not create:
         return None
+    bridge = Bridge(hub)
+    setattr(hub, _ATTR, bridge)
+    on_thread_exit(_retire_abandoned, bridge, hub)
     return bridge
 
 
-def ensure_bridge(hub: Any) -> Bridge:
-    """``hub``'s open bridge, created if missing; call only in ``hub``'s own thread."""
-    bridge = open_bridge_of(hub)
-    if bridge is None:
-        bridge = Bridge(hub)
-        setattr(hub, _ATTR, bridge)
-        _retire_when_thread_ends(bridge, hub)
-    return bridge
-
-
-class _ThreadExitGuard:
-    """One per thread, in an unpatched thread-local: finalized when its thread ends."""
-
-    __slots__ = ("retired", "__weakref__")
-
-    def __init__(self) -> None:
-        self.retired: List[Tuple[Bridge, Any]] = []
-
-
-_thread_local: Any = _threading.local()
-
-
-def _retire_when_thread_ends(bridge: Bridge, hub: Any) -> None:
-    # A native thread may gain a hub (kazoo's retries sleep with eventlet.sleep) and a
-    # bridge (its next wait parks green), then end without retiring them: Python
-    # clears the thread's locals as it ends, and the finalizer closes what they hold.
-    guard = getattr(_thread_local, "guard", None)
-    if guard is None:
-        guard = _thread_local.guard = _ThreadExitGuard()
-        weakref.finalize(guard, _retire_abandoned, guard.retired)
-    guard.retired.append((bridge, hub))
-
-
-def _retire_abandoned(retired: List[Tuple[Any, Any]]) -> None:
-    for bridge, hub in retired:
-        bridge._close_fds()
-        release_hub_resources(hub)
-
-
-def release_hub_resources(hub: Any) -> None:
-    """Close what a hub holds open (its poller fd, its asyncio loop). Any thread.
-
-    Only for a hub whose thread is done with it: retiring, or already ended.
-    """
-    for name in ("poll", "epoll"):
-        closer = getattr(getattr(hub, name, None), "close", None)
-        if closer is not None:
-            try:
-                closer()
-            except Exception:  # pragma: no cover
-                LOG.debug("closing the hub's poller failed", exc_info=True)
-    loop = getattr(hub, "loop", None)
-    if loop is not None and not loop.is_closed():
-        if loop.is_running() and getattr(loop, "_thread_id", None) is not None:
-            loop._thread_id = None  # "running" only in a greenlet that will never resume
-        try:
-            loop.close()
-        except Exception:
-            LOG.debug("closing the hub's asyncio loop failed", exc_info=True)
-
-
-def bridge_of(hub: Any) -> Bridge:
-    """The existing bridge of ``hub``; any thread.
-
-    :raises BridgeClosed: that hub has no open bridge (it never had a waiter, or
-        it was shut down).
-    """
-    bridge = open_bridge_of(hub)
-    if bridge is None:
-        raise BridgeClosed(f"the eventlet hub {hub!r} has no open bridge")
-    return bridge
+def _retire_abandoned(bridge: Bridge, hub: Any) -> None:
+    # The hub's thread ended without retiring its hub (see _hubs.on_thread_exit).
+    bridge._close_fds()
+    release_hub_resources(hub)
 
 
 def close_bridge(hub: Any) -> None:
@@ -291,14 +218,6 @@ def close_bridge(hub: Any) -> None:
         except AttributeError:  # a concurrent close_bridge() won
             pass
         bridge.close()
-
-
-def _forget_parent_bridges() -> None:
-    global _fork_generation
-    _fork_generation += 1
-
-
-os.register_at_fork(after_in_child=_forget_parent_bridges)
 
 
 def _noop(*args: Any) -> None:

@@ -5,6 +5,7 @@ thread's hub runs until :meth:`HubThread.stop`. Everything the handler owns in
 isolated mode (workers, the connection loop, spawned work) lives in this hub;
 other threads reach it only through its bridge. On stop the bridge is closed,
 its pump drains the last calls and exits, and the thread releases its hub.
+When to stop it is the home's decision (:mod:`._home`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import greenlet
 from eventlet import event as green_event
 from eventlet import hubs, patcher
 
-from ._bridge import (
-    Bridge, close_bridge, current_hub, local_bridge, open_bridge_of, release_hub_resources,
-)
+from ._bridge import Bridge, BridgeClosed, bridge_of, close_bridge
+from ._hubs import current_hub, forget_current_hub, release_hub_resources
 from ._primitives import Event
 
 _threading: Any = patcher.original("threading")
@@ -65,7 +65,7 @@ class HubThread:
             return
         try:
             self.call(self._request_exit)
-        except RuntimeError:  # bridge already closed: exiting
+        except BridgeClosed:  # already exiting
             pass
 
     def join(self, timeout: float) -> bool:
@@ -89,7 +89,7 @@ class HubThread:
             if self._hub_module is not None:  # the starting thread's kind of hub
                 hubs.use_hub(self._hub_module)
             self.hub = hubs.get_hub()
-            self.bridge = local_bridge()
+            self.bridge = bridge_of(self.hub, create=True)
             self._exit_request = green_event.Event()
         except BaseException as exc:  # pragma: no cover - hub creation failed
             self._error = exc
@@ -114,7 +114,7 @@ def shutdown_current_hub() -> None:
     hub = current_hub()
     if hub is None:
         return
-    bridge = open_bridge_of(hub)
+    bridge = bridge_of(hub)
     close_bridge(hub)
     for _ in range(100):
         if bridge is None or bridge.pump_exited:
@@ -123,7 +123,4 @@ def shutdown_current_hub() -> None:
     if hub.running and greenlet.getcurrent() is not hub.greenlet:
         hub.abort(wait=True)  # leave the run loop, so its asyncio loop can close
     release_hub_resources(hub)
-    try:
-        del hubs._threadlocal.hub  # this thread has no hub any more
-    except AttributeError:
-        pass
+    forget_current_hub()

@@ -14,15 +14,15 @@ Rules:
    version can switch a stale answer into it.
 3. ``create_connection`` accepts keywords a newer kazoo may add: one this package
    does not know is dropped with one warning per handler and keyword.
-4. The class using the mixin provides ``_dispatch_completion(link, result)``, which
-   ``AsyncResult`` calls for its rawlink callbacks.
+4. The class using the mixin overrides ``_dispatch_completion(link, result)``, which
+   ``AsyncResult`` calls for its rawlink callbacks, and calls ``__init__``.
 """
 
 from __future__ import annotations
 
 import logging
 import queue as std_queue
-from typing import Any, List, Sequence, Set, Tuple
+from typing import Any, Callable, List, Sequence, Set, Tuple
 
 import eventlet
 
@@ -44,11 +44,16 @@ class KazooSurface:
     queue_impl = Queue
     queue_empty = std_queue.Empty
 
-    _unknown_options_warned: Set[str]
+    def __init__(self) -> None:
+        self._unknown_options_warned: Set[str] = set()
+
+    def _dispatch_completion(self, link: Callable[[AsyncResult], Any], result: AsyncResult) -> None:
+        """Queue ``link(result)`` where this handler runs completions (rule 4). Any thread."""
+        raise NotImplementedError
 
     def async_result(self) -> AsyncResult:
         """A new :class:`~eventlet_handler.AsyncResult` bound to this handler. Any thread."""
-        return AsyncResult(self)  # type: ignore[arg-type]  # rule 4
+        return AsyncResult(self)
 
     def event_object(self) -> Event:
         """A ``threading.Event`` work-alike for every hub and thread."""
@@ -91,7 +96,7 @@ class KazooSurface:
         ``check_hostname``, ``options``, ``ciphers``); a keyword this handler does
         not know is ignored with a warning naming it (rule 3). Any green thread.
         """
-        warned = self.__dict__.setdefault("_unknown_options_warned", set())
+        warned = self._unknown_options_warned
         for key in sorted(set(kwargs) - _sockets.CONNECTION_KEYWORDS):
             kwargs.pop(key)
             if key not in warned:

@@ -10,7 +10,7 @@ place:
    waits *natively* on an unpatched lock, and no hub is created for it.
 2. A green waiter's ``Event`` is only ever sent in its own hub: directly when the
    waker runs in that hub, otherwise through that hub's bridge. Parking a green
-   waiter makes sure its hub has a bridge (``ensure_bridge()``).
+   waiter makes sure its hub has a bridge (``bridge_of(hub, create=True)``).
 3. Waking is idempotent, never blocks and never switches; a waiter that already
    timed out ignores a late wake.
 4. Nobody may block in the hub greenlet itself: that is refused with an error.
@@ -25,7 +25,8 @@ import greenlet
 from eventlet import event as green_event
 from eventlet import patcher
 
-from ._bridge import BridgeClosed, bridge_of, current_hub, ensure_bridge
+from ._bridge import BridgeClosed, bridge_of
+from ._hubs import current_hub
 
 _thread: Any = patcher.original("_thread")
 allocate_lock: Callable[[], Any] = _thread.allocate_lock
@@ -67,7 +68,7 @@ class Waiter:
             self._lock.acquire()
             return
         refuse_hub_greenlet(hub, greenlet.getcurrent())
-        ensure_bridge(hub)
+        bridge_of(hub, create=True)
         self._event = green_event.Event()
         self._lock = None
 
@@ -98,10 +99,12 @@ def _send_all(waiters: Iterable[Waiter]) -> None:
 
 
 def _post(hub: Any, fn: Callable[..., Any], *args: Any) -> None:
+    bridge = bridge_of(hub)
+    if bridge is None:
+        return  # the hub was shut down: its green threads are gone, nobody waits there
     try:
-        bridge_of(hub).call_soon_threadsafe(fn, *args)
-    except BridgeClosed:
-        # The hub was shut down: its green threads are gone, nobody waits there.
+        bridge.call_soon_threadsafe(fn, *args)
+    except BridgeClosed:  # closed meanwhile: likewise
         pass
 
 

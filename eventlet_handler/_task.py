@@ -50,12 +50,12 @@ class Task:
         self._done.set()
 
     def _abandon(self) -> None:
-        """Its hub is going away with it still running: release every joiner."""
+        """Its hub is going away with it still running (interpreter exit): release
+        every joiner. Quiet: the caller logs, once."""
         if not self._done.is_set():
             self.exception = HandlerStoppedError(
-                f"{self.name} was still running when the handler's hub thread stopped"
+                f"{self.name} was still running when its hub shut down at interpreter exit"
             )
-            LOG.warning("%s: abandoned by the stopping hub thread", self.name)
             self._finish()
 
     def join(self, timeout: Optional[float] = None) -> bool:

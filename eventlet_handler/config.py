@@ -42,11 +42,13 @@ __all__ = [
     "SLOW_CALLBACK_THRESHOLD_ENV",
     "UNSET",
     "HandlerOptions",
+    "Unset",
     "handler_names",
     "load_handler",
     "parse_mode",
     "parse_slow_callback_threshold",
     "resolve_options",
+    "resolve_start_mode",
 ]
 
 MODES: Final = ("auto", "shared", "isolated")
@@ -60,8 +62,8 @@ HANDLER_ENTRY_POINT_GROUP: Final = "kazoo.handlers"
 #: Built-in handler names and the ``"module:Class"`` each one loads.
 HANDLER_NAMES: Final[dict[str, str]] = {
     "eventlet": "eventlet_handler.handler:EventletHandler",
-    "eventlet-shared": "eventlet_handler._pinned:EventletSharedHandler",
-    "eventlet-isolated": "eventlet_handler._pinned:EventletIsolatedHandler",
+    "eventlet-shared": "eventlet_handler.pinned:EventletSharedHandler",
+    "eventlet-isolated": "eventlet_handler.pinned:EventletIsolatedHandler",
     "threading": "kazoo.handlers.threading:SequentialThreadingHandler",
     "gevent": "kazoo.handlers.gevent:SequentialGeventHandler",
     "kazoo-eventlet": "kazoo.handlers.eventlet:SequentialEventletHandler",
@@ -88,7 +90,7 @@ REQUIRED_HANDLER_ATTRIBUTES: Final = (
 )
 
 
-class _Unset(enum.Enum):
+class Unset(enum.Enum):
     """Type of :data:`UNSET`: "no keyword argument given", distinct from ``None``."""
 
     UNSET = "UNSET"
@@ -98,16 +100,18 @@ class _Unset(enum.Enum):
 
 
 #: Default of keyword arguments where ``None`` already means something ("off").
-UNSET: Final = _Unset.UNSET
+UNSET: Final = Unset.UNSET
+_Unset = Unset  # the name this type had before it was public
 
 
 @dataclass(frozen=True)
 class HandlerOptions:
     """The resolved options of one handler.
 
-    ``mode`` is what the handler does (``"shared"`` or ``"isolated"``);
-    ``requested_mode`` is what was asked for (``"auto"`` too); ``mode_reason`` says,
-    for humans and logs, where the mode came from.
+    ``mode`` is what the handler does (``"shared"`` or ``"isolated"``) when started
+    from the main thread or a green thread; ``requested_mode`` is what was asked for
+    (``"auto"`` too), which :func:`resolve_start_mode` resolves again at each start;
+    ``mode_reason`` says, for humans and logs, where the mode came from.
     ``slow_callback_threshold`` is how many seconds a callback may hold its worker
     before the handler warns; ``None`` means never.
     """
@@ -121,7 +125,7 @@ class HandlerOptions:
 def resolve_options(
     *,
     mode: str | None = None,
-    slow_callback_threshold: float | None | _Unset = UNSET,
+    slow_callback_threshold: float | None | Unset = UNSET,
     environ: Mapping[str, str] | None = None,
 ) -> HandlerOptions:
     """Resolve handler options from keyword arguments, then environment, then defaults.
@@ -183,6 +187,21 @@ def _resolve_mode(requested: str, source: str) -> tuple[str, str]:
     return "isolated", f"{source}: the process is not monkey-patched"
 
 
+def resolve_start_mode(options: HandlerOptions, *, native_thread_without_hub: bool) -> tuple[str, str]:
+    """The mode and its reason for one ``start()``: ``"auto"`` is chosen by the starting
+    thread. A monkey-patched process gets shared mode, except in a native thread that
+    has no eventlet hub (a ``concurrent.futures`` or ``asyncio.to_thread`` worker under
+    the asyncio hub), where shared mode cannot run: isolated mode there. Any thread.
+    """
+    if options.requested_mode != "auto":
+        return options.mode, options.mode_reason
+    source = options.mode_reason.partition(":")[0]
+    mode, reason = _resolve_mode("auto", source)
+    if mode == "shared" and native_thread_without_hub:
+        return "isolated", f"{reason}, but started in a native thread with no eventlet hub"
+    return mode, reason
+
+
 def _monkey_patched_modules() -> list[str]:
     """Names among ``thread`` and ``socket`` that eventlet has monkey-patched."""
     from eventlet import patcher  # imported late: importing eventlet warns and costs
@@ -190,7 +209,7 @@ def _monkey_patched_modules() -> list[str]:
     return [name for name in ("thread", "socket") if patcher.is_monkey_patched(name)]
 
 
-def _resolve_threshold(value: float | None | _Unset, env: Mapping[str, str]) -> float | None:
+def _resolve_threshold(value: float | None | Unset, env: Mapping[str, str]) -> float | None:
     if value is not UNSET:
         return _check_threshold_argument(value)
     raw = env.get(SLOW_CALLBACK_THRESHOLD_ENV, "").strip()

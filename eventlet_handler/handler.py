@@ -1,30 +1,31 @@
 """``EventletHandler``: kazoo on eventlet green threads, usable from any thread.
 
-Rules the code below keeps:
+The handler is configuration, an optional *home* (:mod:`._home`: the hub, its
+bridge, the hub thread of isolated mode, the workers and the spawned tasks) and
+dispatch. Rules the code below keeps:
 
-1. The handler has a *home hub*. In ``shared`` mode it is the hub of the thread
-   that called :meth:`EventletHandler.start` (kazoo-compatible: callbacks run
-   in the application's hub). In ``isolated`` mode it is the hub of a native
-   thread the handler owns (:mod:`._hubthread`). The two callback workers and
-   everything :meth:`~EventletHandler.spawn` starts (kazoo's connection loop
-   among them) run in the home hub.
-2. Other threads reach the home hub only through its bridge (:mod:`._bridge`).
-3. Each callback queue is an ``eventlet.queue.LightQueue`` touched only in the
-   home hub, consumed in order by one worker green thread. Watch callbacks and
-   completion callbacks have separate queues, so a blocked watch callback
-   cannot block session re-establishment, which waits on completions (kazoo's
-   reason for the split).
-4. ``_state`` changes only under ``_state_lock`` (a native lock, never held
-   across a wait); ``_post`` checks the state and enqueues under that lock,
-   through the bridge. Only a caller in the home hub while the bridge carries
-   nothing may put directly: so callbacks keep their dispatch order across
-   threads, and the STOP marker, which always travels through the bridge, is
-   behind every callback queued before ``stop()`` began.
-5. A callback dispatched while the handler is not running runs at once in the
+1. In ``shared`` mode the home hub is the hub of the thread that called
+   :meth:`EventletHandler.start` (kazoo-compatible: callbacks run in the
+   application's hub); in ``isolated`` mode it is the hub of a native thread the
+   home owns. ``auto`` chooses per start, by the starting thread
+   (:func:`.config.resolve_start_mode`).
+2. Each callback queue is touched only in the home hub and consumed in order by
+   one worker. Watch and completion callbacks have separate queues, so a blocked
+   watch callback cannot block session re-establishment, which waits on
+   completions (kazoo's reason for the split).
+3. ``_state`` changes only under ``_state_lock`` (a native lock, never held across
+   a wait); ``_post`` checks the state and enqueues under that lock, through the
+   bridge. Only a caller in the home hub while the bridge carries nothing may put
+   directly: so callbacks keep their dispatch order across threads, and the STOP
+   marker, which always travels through the bridge, is behind every callback
+   queued before ``stop()`` began.
+4. A callback dispatched while the handler is not running runs at once in the
    dispatching thread (kazoo's rule for stopped handlers): none is ever lost.
-6. ``start()`` and ``stop()`` are serialized by a cross-hub lock, except
-   ``stop()`` from inside a callback, which only requests the stop (waiting
-   there would wait on itself); the last worker to exit then finishes it.
+5. ``start()`` and ``stop()`` are serialized by a cross-hub lock, except ``stop()``
+   from inside a callback, which only requests the stop (waiting there would wait
+   on itself); the last worker to exit then finishes it.
+6. Spawned work outlives ``stop()`` (as on kazoo's own handlers): the home stays
+   open until its last task ends, and a restart meanwhile reuses it.
 """
 
 from __future__ import annotations
@@ -32,34 +33,29 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 import eventlet
 import greenlet
-from eventlet import hubs, patcher
 
-from ._bridge import Bridge, BridgeClosed, current_hub, local_bridge
-from ._errors import HandlerStoppedError
-from ._hubthread import HubThread
+from ._errors import HandlerStoppedError, NoHubError
+from ._home import WORKER_NAMES, Home
+from ._hubs import current_hub, thread_has_no_hub
 from ._kazoo_surface import KazooSurface
 from ._parking import allocate_lock, check_timeout
 from ._primitives import Lock
+from ._protocol import unpack_callback
 from ._task import Task
-from ._worker import STOP, Worker, run_inline
-from .config import UNSET, HandlerOptions, _Unset, resolve_options
+from ._worker import Worker, run_inline
+from .config import UNSET, HandlerOptions, Unset, resolve_options, resolve_start_mode
 from .result import AsyncResult
 from .stats import QueueStats
 
-_threading: Any = patcher.original("threading")
-
 LOG = logging.getLogger("eventlet_handler")
 
-TASK_GRACE_SECONDS = 5.0  # isolated mode: how long stop() lets spawned work finish
-
 STOPPED, RUNNING, STOPPING = "stopped", "running", "stopping"
-WATCH, COMPLETION = 0, 1
+WATCH, COMPLETION = WORKER_NAMES
 _ids = itertools.count(1)
 
 
@@ -76,13 +72,14 @@ class EventletHandler(KazooSurface):
     2. Where callbacks run: watch callbacks (``dispatch_callback``) and
        completion callbacks (``AsyncResult.rawlink``) run on two worker green
        threads of the *home hub*, each queue in order; spawned work runs on its
-       own green thread there. The home hub is the calling thread's hub in
+       own green thread there. The home hub is the starting thread's hub in
        ``shared`` mode and the handler's own hub thread in ``isolated`` mode.
     3. Callbacks must not block natively (they would stall the home hub);
        green blocking delays only later callbacks of the same queue.
 
-    :param mode: ``"shared"``, ``"isolated"`` or ``"auto"`` (shared when the
-        process is monkey-patched, isolated otherwise). Default: the
+    :param mode: ``"shared"``, ``"isolated"`` or ``"auto"`` (chosen at each
+        ``start()``: shared when the process is monkey-patched and the starting
+        thread can run green threads, isolated otherwise). Default: the
         ``EVENTLET_HANDLER_MODE`` environment variable, else ``"auto"``.
     :param slow_callback_threshold: seconds a callback may hold its worker
         before a warning is logged; ``None`` turns the warning off. Default:
@@ -93,10 +90,11 @@ class EventletHandler(KazooSurface):
 
     def __init__(
         self,
-        mode: Optional[str] = None,
+        mode: str | None = None,
         *,
-        slow_callback_threshold: "float | None | _Unset" = UNSET,
+        slow_callback_threshold: float | None | Unset = UNSET,
     ) -> None:
+        super().__init__()
         self.options: HandlerOptions = resolve_options(
             mode=mode, slow_callback_threshold=slow_callback_threshold
         )
@@ -104,23 +102,20 @@ class EventletHandler(KazooSurface):
         self._state_lock = allocate_lock()
         self._lifecycle = Lock()
         self._state = STOPPED
-        self._hub: Any = None
-        self._bridge: Optional[Bridge] = None
-        self._hubthread: Optional[HubThread] = None
-        self._retired_hubthread: Optional[HubThread] = None
-        self._workers: List[Worker] = []
+        self._home: Home | None = None
+        self._mode, self._mode_reason = self.options.mode, self.options.mode_reason
         threshold = self.options.slow_callback_threshold
-        self._queue_stats = (QueueStats("watch", threshold), QueueStats("completion", threshold))
+        self._queue_stats = {name: QueueStats(name, threshold) for name in WORKER_NAMES}
         self._tasks_spawned = 0
-        self._live_tasks: "set[Task]" = set()
         self._exiting = False
 
     # -- introspection -------------------------------------------------------
 
     @property
     def mode(self) -> str:
-        """``"shared"`` or ``"isolated"``, as resolved at construction. Any thread."""
-        return self.options.mode
+        """``"shared"`` or ``"isolated"``: of the current (or last) start; before the
+        first start, what a start from the main thread would choose. Any thread."""
+        return self._mode
 
     @property
     def running(self) -> bool:
@@ -128,32 +123,31 @@ class EventletHandler(KazooSurface):
         return self._state == RUNNING
 
     def __repr__(self) -> str:
-        return (
-            f"<EventletHandler #{self._id} mode={self.mode!r} "
-            f"({self.options.mode_reason}) state={self._state}>"
-        )
+        return f"<EventletHandler #{self._id} mode={self.mode!r} ({self._mode_reason}) state={self._state}>"
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """A snapshot of counters and gauges; any thread, cheap.
 
         ``queues.watch`` / ``queues.completion``: callbacks ``run``, ``failed``,
         ``slow`` (over the threshold), current ``depth``, the slowest callback
         and latency percentiles (seconds a callback held its worker, over the
-        last 1024). ``bridge_calls``: calls that entered the home hub from
-        other threads. ``tasks_spawned``.
+        last 1024). ``bridge_calls``: calls this handler sent into its current
+        home hub from other threads. ``tasks_spawned``; ``tasks_running``: spawned
+        tasks of the current home still running (they outlive ``stop()``).
         """
-        workers = self._workers
+        home = self._home
+        workers = home.workers if home is not None else {}
         queues = {}
-        for index, stats in enumerate(self._queue_stats):
-            depth = workers[index].queue.qsize() if len(workers) == 2 else 0
-            queues[stats.label] = stats.snapshot(depth)
-        bridge = self._bridge
+        for name, stats in self._queue_stats.items():
+            worker = workers.get(name)
+            queues[name] = stats.snapshot(worker.queue.qsize() if worker is not None else 0)
         return {
             "mode": self.mode,
             "state": self._state,
             "queues": queues,
-            "bridge_calls": bridge.calls_run if bridge is not None else 0,
+            "bridge_calls": home.calls_bridged if home is not None else 0,
             "tasks_spawned": self._tasks_spawned,
+            "tasks_running": len(home.tasks) if home is not None else 0,
         }
 
     # -- lifecycle -------------------------------------------------------------
@@ -161,45 +155,41 @@ class EventletHandler(KazooSurface):
     def start(self) -> None:
         """Start the workers in the home hub; idempotent. Any thread (contract 1).
 
-        In shared mode the calling thread's hub becomes the home hub, so call it
-        from a green thread or the main thread (kazoo calls it from
-        ``KazooClient.start()``), not from a native worker thread.
+        ``auto`` mode is chosen here, by the calling thread (rule 1). In shared mode
+        the calling thread's hub becomes the home hub, so call it from a green thread
+        or the main thread (kazoo calls it from ``KazooClient.start()``). A home still
+        open for spawned work of an earlier start is reused (rule 6).
+
+        :raises NoHubError: shared mode from a native thread with no eventlet hub.
+        :raises HandlerStoppedError: from a callback of this handler while it stops.
         """
         with self._lifecycle:
             if self._state == RUNNING:
                 return
             if self._state == STOPPING:
                 self._finish_pending_stop()
-            self._join_retired_hubthread()
-            hub, bridge, hubthread = self._open_home()
-            stats = self._queue_stats
-            workers = [Worker(stats[WATCH], self._finish_stop_if_done), Worker(stats[COMPLETION], self._finish_stop_if_done)]
+            home = self._attach_home()
             with self._state_lock:
-                self._hub, self._bridge, self._hubthread = hub, bridge, hubthread
-                self._workers = workers
-                self._state = RUNNING
-            for worker in workers:
-                self._call_home(eventlet.spawn_n, worker.run)
+                self._home, self._state = home, RUNNING
         atexit.register(self._stop_at_exit)
         LOG.info("%r started", self)
 
-    def _open_home(self) -> Tuple[Any, Bridge, Optional[HubThread]]:
-        if self.mode == "isolated":
-            here = current_hub()
-            hub_module = sys.modules.get(type(here).__module__) if here is not None else None
-            hubthread = HubThread(f"eventlet-handler-{self._id}", hub_module)
-            hubthread.start()
-            assert hubthread.bridge is not None
-            return hubthread.hub, hubthread.bridge, hubthread
-        if current_hub() is None and _threading.current_thread() is not _threading.main_thread():
-            raise RuntimeError(
-                "EventletHandler in shared mode was started from a native thread with no "
-                "eventlet hub, where its green threads would never run; start it from a "
-                "green thread or the main thread, or use mode='isolated'"
-            )
-        return hubs.get_hub(), local_bridge(), None
+    def _attach_home(self) -> Home:
+        home = self._home
+        if home is not None and home.attach(self._finish_stop_if_done, self._queue_stats):
+            self._mode_reason = f"{home.reason}; restarted in the home where spawned work still runs"
+            return home
+        if home is not None:
+            home.join()
+        self._mode, self._mode_reason = resolve_start_mode(
+            self.options, native_thread_without_hub=thread_has_no_hub()
+        )
+        home = Home.open(self._mode, f"eventlet-handler-{self._id}", self._mode_reason)
+        attached = home.attach(self._finish_stop_if_done, self._queue_stats)
+        assert attached, "a new home cannot have retired"
+        return home
 
-    def stop(self, timeout: Optional[float] = None) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop the workers after they ran every callback already queued.
 
         Any thread (contract 1); idempotent; concurrent calls all return once
@@ -207,7 +197,9 @@ class EventletHandler(KazooSurface):
         requests the stop and returns at once: the remaining callbacks run after
         the current one returns, then the workers exit. ``timeout`` bounds the
         wait for callbacks still running (``None``: no bound); on expiry a
-        warning is logged and the handler is left stopping.
+        warning is logged and the handler is left stopping. Spawned work goes
+        on running (rule 6); once none is left, isolated mode's hub thread exits
+        (a later ``stop()`` waits for that).
         """
         check_timeout(timeout, "stop() timeout")
         if self._current_worker() is not None:
@@ -219,8 +211,11 @@ class EventletHandler(KazooSurface):
                 LOG.warning("%r: callbacks still running after %s s; stop() gives up waiting", self, timeout)
                 return
             self._finish_stop_if_done()
-            self._join_retired_hubthread(timeout)
-        atexit.unregister(self._stop_at_exit)
+            home = self._home
+            if home is not None and home.retired and home.join(timeout):
+                self._home = None
+        if self._home is None:
+            atexit.unregister(self._stop_at_exit)
 
     def _finish_pending_stop(self) -> None:
         # A stop requested from a callback is still draining: let it finish first.
@@ -237,14 +232,15 @@ class EventletHandler(KazooSurface):
             if self._state != RUNNING:
                 return
             self._state = STOPPING
-            bridge, workers = self._bridge, self._workers
-            assert bridge is not None
-            for worker in workers:
-                bridge.call_soon_threadsafe(worker.queue.put, STOP)
+            home = self._home
+            assert home is not None
+            home.request_stop()
 
-    def _await_workers(self, timeout: Optional[float]) -> bool:
+    def _await_workers(self, timeout: float | None) -> bool:
+        home = self._home
+        workers = list(home.workers.values()) if home is not None else []
         deadline = None if timeout is None else time.monotonic() + timeout
-        for worker in list(self._workers):
+        for worker in workers:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not worker.done.wait(remaining):
                 return False
@@ -252,50 +248,30 @@ class EventletHandler(KazooSurface):
 
     def _finish_stop_if_done(self) -> None:
         with self._state_lock:
-            if self._state != STOPPING or not all(w.done.is_set() for w in self._workers):
+            home = self._home
+            if self._state != STOPPING or home is None or not home.workers_done():
                 return
             self._state = STOPPED
-            self._workers = []
-            hubthread, self._hubthread = self._hubthread, None
-            if hubthread is not None:
-                self._hub = self._bridge = None
-                # Under the lock: a stop() that sees STOPPED must also see what to join.
-                self._retired_hubthread = hubthread
-        if hubthread is not None:
-            hubthread.call(eventlet.spawn_n, self._retire_hubthread, hubthread)
+        home.detach()
         LOG.info("%r stopped", self)
-
-    def _retire_hubthread(self, hubthread: HubThread) -> None:
-        """Green thread in the isolated hub: let spawned work end, then exit the thread.
-
-        kazoo stops the handler *before* joining its connection loop, which is
-        spawned work in this hub: the hub stays up until such tasks finish, for
-        at most ``TASK_GRACE_SECONDS``; a task still running then is abandoned
-        (its joiners get ``HandlerStoppedError``), never left hanging.
-        """
-        grace = 0.0 if self._exiting else TASK_GRACE_SECONDS  # at exit nobody joins them
-        deadline = time.monotonic() + grace
-        for task in list(self._live_tasks):
-            task.join(max(0.0, deadline - time.monotonic()))
-        for task in list(self._live_tasks):
-            task._abandon()
-        hubthread.stop()  # from its own thread: only asks it to exit
-
-    def _join_retired_hubthread(self, timeout: Optional[float] = None) -> None:
-        hubthread, self._retired_hubthread = self._retired_hubthread, None
-        if hubthread is not None:
-            hubthread.join(TASK_GRACE_SECONDS + 5.0 if timeout is None else timeout)
 
     def _stop_at_exit(self) -> None:
         self._exiting = True
         try:
             self.stop(timeout=5.0)
+            home = self._home
+            if home is not None:
+                home.abandon()
+                home.join(5.0)
         except BaseException:  # interpreter shutdown: greenlet may refuse to switch
             LOG.debug("stopping %r at interpreter exit failed", self, exc_info=True)
 
-    def _current_worker(self) -> Optional[Worker]:
+    def _current_worker(self) -> Worker | None:
+        home = self._home
+        if home is None:
+            return None
         me = greenlet.getcurrent()
-        for worker in self._workers:
+        for worker in home.workers.values():
             if worker.greenlet is me:
                 return worker
         return None
@@ -308,86 +284,73 @@ class EventletHandler(KazooSurface):
         Any thread. It runs on the watch worker in the home hub, after every
         callback dispatched before it (contract 2). If the handler is not
         running it runs at once in the calling thread.
+
+        :raises TypeError: ``callback`` is not a kazoo ``Callback``.
         """
-        try:
-            func, args = callback.func, callback.args
-        except AttributeError:
-            raise TypeError(
-                f"dispatch_callback() needs a kazoo Callback (with .func and .args), not {callback!r}"
-            ) from None
-        if not callable(func):
-            raise TypeError(f"dispatch_callback(): callback.func is not callable: {func!r}")
-        self._post(WATCH, func, args if type(args) is tuple else tuple(args))
+        func, args = unpack_callback(callback)
+        self._post(WATCH, func, args)
 
     def _dispatch_completion(self, link: Callable[[AsyncResult], Any], result: AsyncResult) -> None:
         """Queue a result's rawlink callback on the completion worker. Any thread."""
         self._post(COMPLETION, link, (result,))
 
-    def _post(self, which: int, func: Callable[..., Any], args: Tuple[Any, ...]) -> None:
-        bridge = self._bridge
+    def _post(self, which: str, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        home = self._home
         if (
-            self._state == RUNNING and current_hub() is self._hub
-            and bridge is not None and not bridge.pending
+            self._state == RUNNING and home is not None and current_hub() is home.hub
+            and not home.bridge.pending
         ):
-            # Home-hub fast path, no lock (rule 4): nothing can switch between this
+            # Home-hub fast path, no lock (rule 3): nothing can switch between this
             # check and the put; STOP only enters through the bridge; and with nothing
             # pending in the bridge, every callback bridged before this one is queued.
-            self._workers[which].queue.put((func, args))
+            home.workers[which].queue.put((func, args))
             return
         with self._state_lock:
-            if self._state == RUNNING:
+            home = self._home
+            if self._state == RUNNING and home is not None:
                 # Through the bridge, behind whatever it already carries: a callback
                 # dispatched earlier from another thread stays ahead of this one.
-                queue = self._workers[which].queue
-                assert self._bridge is not None
-                self._bridge.call_soon_threadsafe(queue.put, (func, args))
-                return
+                if home.post(home.workers[which].queue.put, (func, args)):
+                    return  # else the home hub itself is gone: run it here
         run_inline(func, args)
-
-    def _call_home(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` in the home hub: inline when already there, else through
-        its bridge. Not started: shared mode runs it in the caller's hub.
-
-        :raises HandlerStoppedError: isolated mode not running (or stopped meanwhile),
-            or shared mode not started and called from a native thread with no hub,
-            whose green threads would never run.
-        """
-        hub, bridge = self._hub, self._bridge  # read once: a concurrent stop clears both
-        here = current_hub()
-        if bridge is not None and here is not hub:
-            try:
-                bridge.call_soon_threadsafe(fn, *args)
-            except BridgeClosed:
-                raise HandlerStoppedError(f"{self!r} stopped while the call was on its way; start it again") from None
-            return
-        if bridge is None and self.mode == "isolated":
-            raise HandlerStoppedError(f"{self!r} is not started (isolated mode has no hub yet): call start() first")
-        if here is None and _threading.current_thread() is not _threading.main_thread():
-            raise HandlerStoppedError(
-                f"{self!r} is not started and this native thread has no eventlet hub, so a green "
-                "thread started here would never run: call start() first, or call from a green thread"
-            )
-        fn(*args)
 
     def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         """Run ``func(*args, **kwargs)`` on a new green thread of the home hub.
 
-        Any thread. Returns a :class:`Task` (``join()``, ``is_alive()``). An
-        exception in ``func`` is logged and kept on ``Task.exception``. Before
-        :meth:`start`, shared mode spawns into the calling thread's hub (a native
-        thread with no hub is refused) and isolated mode refuses (it has no hub yet).
+        Any thread. Returns a :class:`Task` (``join(timeout) -> bool``,
+        ``is_alive()``). An exception in ``func`` is logged and kept on
+        ``Task.exception``. The task outlives ``stop()`` (rule 6). With no home
+        (before :meth:`start`, or stopped with nothing left running), shared mode
+        spawns into the calling thread's hub and isolated mode refuses.
 
-        :raises HandlerStoppedError: when there is no hub for the work to run in.
+        :raises HandlerStoppedError: isolated mode with no home.
+        :raises NoHubError: shared mode with no home, from a native thread with no hub.
         """
         if not callable(func):
             raise TypeError(f"spawn() needs a callable, not {func!r}")
-        task = Task(func, self._live_tasks)
-        try:
-            self._call_home(eventlet.spawn_n, task._run, func, args, kwargs)
-        except BaseException:
-            self._live_tasks.discard(task)
-            raise
+        home = self._home
+        if home is None or home.retired:
+            task = self._spawn_homeless(func, args, kwargs)
+        else:
+            try:
+                task = home.spawn(func, args, kwargs)
+            except HandlerStoppedError:  # retired meanwhile
+                task = self._spawn_homeless(func, args, kwargs)
         self._tasks_spawned += 1
+        return task
+
+    def _spawn_homeless(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
+        if self.mode == "isolated":
+            raise HandlerStoppedError(
+                f"{self!r} has no hub thread (not started, or stopped with no work left): call start() first"
+            )
+        if thread_has_no_hub():
+            raise NoHubError(
+                f"{self!r} is not started and this native thread has no eventlet hub, so a green "
+                "thread started here would never run: call start() first, or call from a green thread"
+            )
+        task = Task(func, set())
+        eventlet.spawn_n(task._run, func, args, kwargs)  # the caller's hub: shared mode's home-to-be
         return task
 
 

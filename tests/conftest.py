@@ -214,8 +214,9 @@ def started(mode: str) -> Callable[[], HandlerInBody]:
 
 def home_thread_ident(handler: EventletHandler) -> int:
     """The native thread whose hub runs the handler's workers."""
-    if handler._hubthread is not None:
-        ident = handler._hubthread.ident
+    home = handler._home
+    if home is not None and home.hubthread is not None:
+        ident = home.hubthread.ident
         assert ident is not None
         return ident
     return _threading.get_ident()

@@ -11,7 +11,7 @@ import pytest
 from eventlet import patcher
 from kazoo.protocol.states import Callback
 
-from eventlet_handler import EventletHandler, HandlerStoppedError
+from eventlet_handler import EventletHandler, HandlerStoppedError, NoHubError
 
 _threading: Any = patcher.original("threading")
 
@@ -42,7 +42,7 @@ def test_spawn_on_a_stopped_isolated_handler_is_refused() -> None:
     handler.stop(timeout=10)
     with pytest.raises(HandlerStoppedError, match="start"):
         handler.spawn(lambda: None)
-    assert not handler._live_tasks, "a refused spawn left a task behind"
+    assert handler._home is None, "a refused spawn kept a home (and its hub thread) alive"
 
 
 def test_spawn_before_start_from_a_native_thread_without_a_hub_is_refused() -> None:
@@ -61,7 +61,7 @@ def test_spawn_before_start_from_a_native_thread_without_a_hub_is_refused() -> N
     thread.start()
     thread.join(10)
     assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], HandlerStoppedError), outcome
+    assert len(outcome) == 1 and isinstance(outcome[0], NoHubError), outcome
     assert "no eventlet hub" in str(outcome[0])
 
 
@@ -190,3 +190,25 @@ def test_create_connection_with_half_a_client_certificate_is_a_ValueError(
 ) -> None:
     with pytest.raises(ValueError, match="certfile"):
         eventlet_handler.create_connection(("127.0.0.1", 9), use_ssl=True, certfile="/nonexistent.pem")
+
+
+def test_shared_mode_from_a_native_thread_without_a_hub_raises_one_type() -> None:
+    """One precondition, one exception: start() and spawn() alike raise NoHubError
+    (a RuntimeError, as before) for shared mode in a native thread with no hub."""
+    handler = EventletHandler("shared")
+    outcome: list[BaseException] = []
+
+    def native() -> None:
+        for call in (handler.start, lambda: handler.spawn(lambda: None)):
+            try:
+                call()
+            except BaseException as exc:
+                outcome.append(exc)
+
+    thread = _threading.Thread(target=native, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in outcome] == [NoHubError, NoHubError], outcome
+    assert all(isinstance(exc, RuntimeError) for exc in outcome)
+    assert not handler.running

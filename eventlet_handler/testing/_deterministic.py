@@ -58,6 +58,8 @@ import eventlet
 
 from eventlet_handler import _primitives
 from eventlet_handler._kazoo_surface import KazooSurface
+from eventlet_handler._parking import check_timeout
+from eventlet_handler._protocol import unpack_callback
 from eventlet_handler._task import Task
 from eventlet_handler.stats import describe, unwrap
 from eventlet_handler.result import AsyncResult
@@ -156,8 +158,9 @@ class QueuedWork:
     def is_alive(self) -> bool:
         return not self.step.done.is_set()
 
-    def join(self, timeout: float | None = None) -> None:
-        self.step.done.wait(timeout)
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the step has run, up to ``timeout``; True if it has (as ``Task.join``)."""
+        return self.step.done.wait(timeout)
 
 
 class DeterministicHandler(KazooSurface):
@@ -183,6 +186,7 @@ class DeterministicHandler(KazooSurface):
         raise_errors: bool = True,
         step_timeout: float = _DEFAULT_STEP_TIMEOUT,
     ) -> None:
+        super().__init__()
         self.deterministic_spawn = deterministic_spawn
         self.raise_errors = raise_errors
         self.step_timeout = step_timeout
@@ -213,12 +217,14 @@ class DeterministicHandler(KazooSurface):
         """Mark the handler running; starts no thread. Any thread."""
         self._running = True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Mark the handler stopped. Pending steps stay queued and may still be run.
 
         Live work is not killed: kazoo stops its connection loop itself right after
-        calling this. Any thread.
+        calling this. Any thread. Never waits, so ``timeout`` (accepted as
+        ``EventletHandler.stop`` takes it) is only checked.
         """
+        check_timeout(timeout, "stop() timeout")
         self._running = False
 
     # -- the parts kazoo uses (the rest is KazooSurface's, shared with EventletHandler) --
@@ -234,8 +240,12 @@ class DeterministicHandler(KazooSurface):
         return QueuedWork(self._enqueue(Step("spawn", func, args, kwargs)))
 
     def dispatch_callback(self, callback: Any) -> None:
-        """Queue a kazoo ``Callback(type, func, args)`` as a step (rule 1). Any thread."""
-        self._enqueue(Step(callback.type, callback.func, tuple(callback.args)))
+        """Queue a kazoo ``Callback(type, func, args)`` as a step (rule 1). Any thread.
+
+        :raises TypeError: ``callback`` is not a kazoo ``Callback`` (as on ``EventletHandler``).
+        """
+        func, args = unpack_callback(callback)
+        self._enqueue(Step(getattr(callback, "type", "watch"), func, args))
 
     def _dispatch_completion(self, callback: Callable[[AsyncResult], Any], result: AsyncResult) -> None:
         """The results' hook: queue ``callback(result)``, or run kazoo's plumbing now (rule 2)."""

@@ -192,9 +192,11 @@ def _diff(before: Snapshot, after: Snapshot) -> list[str]:
 def _warm_up_hub() -> None:
     """Create what outlives every handler by design (the test hub's bridge) before the
     baseline, so it is not counted as a leak of the first test that needs it."""
-    from eventlet_handler._bridge import local_bridge
+    from eventlet import hubs
 
-    local_bridge()
+    from eventlet_handler._bridge import bridge_of
+
+    bridge_of(hubs.get_hub(), create=True)
 
 
 def _check_leaks(before: Snapshot, what: str) -> None:

@@ -7,10 +7,17 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
+from eventlet import hubs, patcher
 
 from conftest import InHub, green_wait_native_thread
-from eventlet_handler._bridge import BridgeClosed, close_bridge, current_hub, local_bridge
+from eventlet_handler._bridge import BridgeClosed, bridge_of, close_bridge
+from eventlet_handler._hubs import current_hub
+
+
+def local_bridge() -> Any:
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    assert bridge is not None
+    return bridge
 
 _threading: Any = patcher.original("threading")
 

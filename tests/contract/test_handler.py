@@ -207,7 +207,7 @@ def test_EventletHandler_leaves_nothing_running_after_stop(in_hub: InHub, mode: 
         gc.collect()
         assert len(_threading.enumerate()) == threads_before
         assert _live_greenlets() <= greenlets_before
-        assert all(w.greenlet is None or w.greenlet.dead for w in handler._workers)
+        assert handler._home is None, "stopped with no spawned work left: the home retired"
 
     in_hub(body)
 
