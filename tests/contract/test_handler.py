@@ -251,3 +251,38 @@ def test_EventletHandler_completion_order_follows_causality_across_threads(in_hu
             handler.stop(timeout=10)
 
     in_hub(body)
+
+
+def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(in_hub: InHub, mode: str) -> None:
+    """kazoo's TreeCache spawns a loop that must survive client.stop()/start() (issue
+    9.1): the task keeps running while stopped, in the same home thread after the
+    restart, and joins; once it ended and the handler stopped, the home retires."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        go = handler.event_object()
+        where: List[int] = []
+
+        def loop() -> None:
+            where.append(_threading.get_ident())
+            assert go.wait(10)
+            where.append(_threading.get_ident())
+
+        task = handler.spawn(loop)
+        home = home_thread_ident(handler)
+        handler.stop(timeout=10)
+        assert task.is_alive() and not task.join(0.05), "spawned work died with stop()"
+        assert handler.stats()["tasks_running"] == 1
+        handler.start()
+        assert home_thread_ident(handler) == home, "the restart did not reuse the home"
+        ran = handler.event_object()
+        handler.dispatch_callback(_callback(ran.set))
+        assert ran.wait(5)
+        go.set()
+        assert task.join(5) and task.exception is None
+        assert where == [home, home]
+        handler.stop(timeout=10)
+        assert handler._home is None, "stopped with nothing running: the home retired"
+
+    in_hub(body)

@@ -1,0 +1,121 @@
+"""The handler's lifecycle against a real ZooKeeper (issue 9.1, 9.5).
+
+- Spawned work outlives ``stop()``: kazoo's TreeCache, whose background loop is
+  spawned once, keeps delivering events on a client stopped and started again.
+- ``mode="auto"`` is chosen per start, by the starting thread: a client started in
+  a native thread that has no eventlet hub works in a monkey-patched process too.
+
+Runs in all three test processes; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import queue as std_queue
+import traceback
+import uuid
+from typing import Any
+
+import pytest
+from eventlet import patcher
+from kazoo.client import KazooClient
+from kazoo.recipe.cache import TreeCache, TreeEvent
+
+from eventlet_handler import EventletHandler
+from eventlet_handler.config import MODE_ENV
+from eventlet_handler.testing.zookeeper import ZooKeeperServer
+
+_threading: Any = patcher.original("threading")
+
+pytestmark = pytest.mark.timeout(90)
+
+WAIT = 15.0
+
+
+def _monkey_patched() -> bool:
+    return patcher.is_monkey_patched("thread") or patcher.is_monkey_patched("socket")
+
+
+def _next_event(events: Any, wanted: int, path: str | None = None) -> Any:
+    """The next event of type ``wanted`` (for ``path``), skipping others; bounded."""
+    seen = []
+    while True:
+        try:
+            event = events.get(timeout=WAIT)
+        except std_queue.Empty:
+            raise AssertionError(f"no TreeEvent {wanted} for {path} within {WAIT} s; saw {seen}") from None
+        seen.append(event.event_type)
+        data_path = event.event_data.path if event.event_data is not None else None
+        if event.event_type == wanted and (path is None or data_path == path):
+            return event
+
+
+@pytest.mark.parametrize("mode", ["shared", "isolated"])
+def test_tree_cache_keeps_delivering_events_after_client_stop_and_start(
+    mode: str, zookeeper_server: ZooKeeperServer
+) -> None:
+    handler = EventletHandler(mode)
+    client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
+    client.start(timeout=WAIT)
+    base = f"/lifecycle/{uuid.uuid4().hex}"
+    client.ensure_path(base)
+    events = handler.queue_impl()
+    cache = TreeCache(client, base)
+    cache.listen(events.put)
+    try:
+        cache.start()
+        _next_event(events, TreeEvent.INITIALIZED)
+        client.stop()
+        client.start(timeout=WAIT)
+        _next_event(events, TreeEvent.CONNECTION_LOST)  # queued while stopped, run by the loop
+        client.create(f"{base}/after-restart", b"x")
+        _next_event(events, TreeEvent.NODE_ADDED, f"{base}/after-restart")
+        assert cache.get_data(f"{base}/after-restart") is not None
+    finally:
+        cache.close()
+        if client.connected:
+            client.delete(base, recursive=True)
+        client.stop()
+        client.close()
+    handler.stop(timeout=WAIT)  # TreeCache's loop ended with close(): the home retires
+    assert handler._home is None, f"{handler!r} kept its home after everything ended"
+
+
+def test_auto_client_started_in_a_native_thread_without_a_hub(
+    zookeeper_server: ZooKeeperServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a ``concurrent.futures`` / ``asyncio.to_thread`` worker under the asyncio hub
+    is: a native thread with no hub. ``auto`` gives it isolated mode, whatever the
+    patching, and says why; the main thread's start of the same handler says shared
+    when patched."""
+    monkeypatch.delenv(MODE_ENV, raising=False)
+    handler = EventletHandler()
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
+            client.start(timeout=WAIT)
+            try:
+                outcome["repr"] = repr(handler)
+                outcome["mode"] = handler.mode
+                client.ensure_path("/lifecycle")
+                outcome["exists"] = client.exists("/lifecycle") is not None
+            finally:
+                client.stop()
+                client.close()
+        except BaseException:
+            outcome["error"] = traceback.format_exc()
+
+    thread = _threading.Thread(target=worker, name="executor-like", daemon=True)
+    thread.start()
+    thread.join(WAIT * 3)
+    assert not thread.is_alive(), "the worker's client did not finish"
+    assert "error" not in outcome, outcome["error"]
+    assert outcome["mode"] == "isolated" and outcome["exists"]
+    if _monkey_patched():
+        assert "native thread with no eventlet hub" in outcome["repr"], outcome["repr"]
+        handler.start()  # from the main thread: shared again, chosen per start
+        try:
+            assert handler.mode == "shared", repr(handler)
+        finally:
+            handler.stop(timeout=WAIT)
