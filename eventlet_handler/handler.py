@@ -253,7 +253,7 @@ class EventletHandler(KazooSurface):
                 return
             self._state = STOPPED
         home.detach()
-        LOG.info("%r stopped", self)
+        LOG.log(logging.DEBUG if self._exiting else logging.INFO, "%r stopped", self)
 
     def _stop_at_exit(self) -> None:
         self._exiting = True
