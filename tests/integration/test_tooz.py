@@ -16,7 +16,7 @@ tooz_coordination = pytest.importorskip("tooz.coordination")
 
 from kazoo.handlers.threading import SequentialThreadingHandler  # noqa: E402
 
-from eventlet_handler._pinned import EventletIsolatedHandler  # noqa: E402
+from eventlet_handler.pinned import EventletIsolatedHandler  # noqa: E402
 from eventlet_handler.handler import EventletHandler  # noqa: E402
 from eventlet_handler.testing.zookeeper import ZooKeeperServer, zookeeper_available  # noqa: E402
 
