@@ -119,3 +119,53 @@ def test_auto_client_started_in_a_native_thread_without_a_hub(
             assert handler.mode == "shared", repr(handler)
         finally:
             handler.stop(timeout=WAIT)
+
+
+PATCHED_ASYNCIO_SCRIPT = r"""
+import sys, warnings
+warnings.simplefilter("ignore")
+import eventlet
+eventlet.monkey_patch()
+import asyncio, concurrent.futures
+from kazoo.client import KazooClient
+from eventlet_handler import EventletHandler
+
+def use_client(where):
+    handler = EventletHandler()
+    client = KazooClient(sys.argv[1], handler=handler)
+    client.start(timeout=15)
+    try:
+        client.ensure_path("/lifecycle")
+        return "%s %s %s" % (where, handler.mode, client.exists("/lifecycle") is not None)
+    finally:
+        client.stop()
+        client.close()
+
+# Reported through a queue of this package: a Future's own wake-up would not cross
+# from the native worker into the main thread's green wait (eventlet's limitation).
+reports = EventletHandler().queue_impl()
+with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    pool.submit(lambda: reports.put(use_client("executor")))
+    print(reports.get(timeout=30), flush=True)
+print(use_client("main"), flush=True)
+"""
+
+
+def test_auto_in_executor_worker_under_monkey_patched_asyncio_hub(zookeeper_server: ZooKeeperServer) -> None:
+    """The cell of issue 9.5 itself, in a process of its own: ``monkey_patch()`` on
+    ``EVENTLET_HUB=asyncio`` gives ``concurrent.futures`` real native threads with no
+    hub; a client started there used to get shared mode and raise ``RuntimeError``."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EVENTLET_HUB="asyncio")
+    env.pop(MODE_ENV, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", PATCHED_ASYNCIO_SCRIPT, zookeeper_server.hosts],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.split()
+    assert lines[0] == "executor" and lines[2] == "True", proc.stdout
+    assert lines[3:] == ["main", "shared", "True"], proc.stdout

@@ -262,3 +262,86 @@ def test_start_timeout_becomes_tooz_connection_error(mode: str) -> None:
     assert isinstance(info.value.__cause__, coordinator._coord.handler.timeout_exception)
     coordinator._coord.stop()
     coordinator._coord.close()
+
+
+# -- auto mode, per start, from every kind of thread at once (issue 9.5) ----------------
+
+AUTO_WORKERS = {"executor": 2, "green": 2, "main": 1}
+
+
+def test_auto_mode_tooz_workload_from_executor_workers_green_threads_and_main(
+    zookeeper: ZooKeeperServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Coordinators started (``mode=auto``) in ``concurrent.futures`` workers, green
+    threads and the main thread at once, all taking one tooz lock, and the executor
+    workers also the main thread's coordinator's lock. Under ``monkey_patch()`` on the
+    asyncio hub the executor's threads are native with no hub: auto must pick isolated
+    mode there (shared raised ``RuntimeError``), and shared elsewhere when patched."""
+    import concurrent.futures
+
+    from eventlet import patcher
+
+    from eventlet_handler import _hubs
+    from eventlet_handler._primitives import Queue
+    from eventlet_handler.config import MODE_ENV
+
+    monkeypatch.delenv(MODE_ENV, raising=False)
+    patched = patcher.is_monkey_patched("thread")
+    name = unique("auto-lock")
+    guard = patcher.original("threading").Lock()
+    inside: list[str] = []
+    entered: list[str] = []
+    reports: Queue = Queue()
+    main_coordinator = make_coordinator(zookeeper.hosts, b"main")
+    main_coordinator.start()
+
+    def critical(coordinator: Any, label: str) -> None:
+        lock = coordinator.get_lock(name)
+        assert lock.acquire(blocking=True, timeout=WAIT * 3), f"{label} never got the lock"
+        try:
+            with guard:
+                inside.append(label)
+                assert len(inside) == 1, f"two holders at once: {inside}"
+                entered.append(label)
+            coordinator._coord.exists("/")  # a round trip while holding it
+        finally:
+            with guard:
+                inside.remove(label)
+            assert lock.release()
+
+    def worker(label: str) -> None:
+        try:
+            no_hub = _hubs.thread_has_no_hub()
+            coordinator = make_coordinator(zookeeper.hosts, label.encode())
+            coordinator.start()
+            try:
+                handler = coordinator._coord.handler
+                expected = "shared" if patched and not no_hub else "isolated"
+                assert handler.mode == expected, f"{label}: {handler!r} (no hub: {no_hub})"
+                critical(coordinator, label)
+                if label.startswith("executor"):
+                    critical(main_coordinator, f"{label} via main")
+            finally:
+                coordinator.stop()
+            reports.put((label, "ok"))
+        except BaseException:
+            import traceback
+
+            reports.put((label, traceback.format_exc()))
+
+    labels = [f"{kind}-{i}" for kind, count in AUTO_WORKERS.items() for i in range(count)]
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=AUTO_WORKERS["executor"])
+    try:
+        for label in labels:
+            if label.startswith("executor"):
+                executor.submit(worker, label)
+            elif label.startswith("green"):
+                eventlet.spawn_n(worker, label)
+        worker("main-0")
+        results = dict(reports.get(timeout=60) for _ in labels)
+    finally:
+        executor.shutdown(wait=False)
+        _stop_bounded(main_coordinator)
+    failures = {label: text for label, text in results.items() if text != "ok"}
+    assert not failures, "\n".join(f"--- {label}\n{text}" for label, text in failures.items())
+    assert sorted(entered) == sorted(labels + [f"{label} via main" for label in labels if label.startswith("executor")])
