@@ -133,7 +133,8 @@ class Home:
         """The handler stopped: the workers are gone; retire unless tasks still run."""
         with self._lock:
             self._attached = False
-        self.workers = {}
+        # The exited workers stay listed until the next attach replaces them: a caller
+        # that saw "running" just before the stop may still look its worker up.
         self._retire_if_idle()
 
     # -- calls into the home hub (rule 3) --------------------------------------------

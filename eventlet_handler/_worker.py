@@ -79,7 +79,8 @@ class Worker:
 
 
 def run_inline(func: Callable[..., Any], args: Sequence[Any]) -> None:
-    """Run a callback in the caller's thread: the handler is not running (rule 5 of handler)."""
+    """Run a callback in the caller's thread, now: the handler is not running, and kazoo's
+    rule for a stopped handler is that no callback is lost."""
     try:
         func(*args)
     except Exception:

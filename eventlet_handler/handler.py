@@ -171,6 +171,7 @@ class EventletHandler(KazooSurface):
             home = self._attach_home()
             with self._state_lock:
                 self._home, self._state = home, RUNNING
+        atexit.unregister(self._stop_at_exit)  # once, however often it restarts
         atexit.register(self._stop_at_exit)
         LOG.info("%r started", self)
 
@@ -253,7 +254,8 @@ class EventletHandler(KazooSurface):
                 return
             self._state = STOPPED
         home.detach()
-        LOG.log(logging.DEBUG if self._exiting else logging.INFO, "%r stopped", self)
+        if not self._exiting:  # at exit, Home.abandon's one debug line says it all
+            LOG.info("%r stopped", self)
 
     def _stop_at_exit(self) -> None:
         self._exiting = True

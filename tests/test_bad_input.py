@@ -47,22 +47,26 @@ def test_spawn_on_a_stopped_isolated_handler_is_refused() -> None:
 
 def test_spawn_before_start_from_a_native_thread_without_a_hub_is_refused() -> None:
     """Shared mode spawns into the caller's hub before start(); a plain native thread
-    has none that would ever run, so its Task would never finish: refused instead."""
+    has none that would ever run, so its Task would never finish: refused instead.
+    One precondition, one exception: start() there raises the same NoHubError (a
+    RuntimeError, as before)."""
     handler = EventletHandler("shared")
     outcome: list[BaseException] = []
 
     def native() -> None:
-        try:
-            handler.spawn(lambda: None)
-        except BaseException as exc:
-            outcome.append(exc)
+        for call in (lambda: handler.spawn(lambda: None), handler.start):
+            try:
+                call()
+            except BaseException as exc:
+                outcome.append(exc)
 
     thread = _threading.Thread(target=native, daemon=True)
     thread.start()
     thread.join(10)
     assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], NoHubError), outcome
-    assert "no eventlet hub" in str(outcome[0])
+    assert [type(exc) for exc in outcome] == [NoHubError, NoHubError], outcome
+    assert all(isinstance(exc, RuntimeError) and "no eventlet hub" in str(exc) for exc in outcome)
+    assert not handler.running
 
 
 @pytest.mark.parametrize("timeout, error", BAD_TIMEOUTS)
@@ -191,24 +195,3 @@ def test_create_connection_with_half_a_client_certificate_is_a_ValueError(
     with pytest.raises(ValueError, match="certfile"):
         eventlet_handler.create_connection(("127.0.0.1", 9), use_ssl=True, certfile="/nonexistent.pem")
 
-
-def test_shared_mode_from_a_native_thread_without_a_hub_raises_one_type() -> None:
-    """One precondition, one exception: start() and spawn() alike raise NoHubError
-    (a RuntimeError, as before) for shared mode in a native thread with no hub."""
-    handler = EventletHandler("shared")
-    outcome: list[BaseException] = []
-
-    def native() -> None:
-        for call in (handler.start, lambda: handler.spawn(lambda: None)):
-            try:
-                call()
-            except BaseException as exc:
-                outcome.append(exc)
-
-    thread = _threading.Thread(target=native, daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert [type(exc) for exc in outcome] == [NoHubError, NoHubError], outcome
-    assert all(isinstance(exc, RuntimeError) for exc in outcome)
-    assert not handler.running

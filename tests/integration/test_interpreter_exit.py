@@ -16,9 +16,12 @@ SCRIPT = r"""
 import logging, os, sys, warnings
 warnings.simplefilter("ignore")
 logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
-logging.getLogger("eventlet_handler").setLevel(logging.DEBUG)
 if os.environ.get("PATCH") == "1":
     import eventlet; eventlet.monkey_patch()
+else:
+    # Not when patched: logging's locks are green there, and records from the hub
+    # threads (kazoo's own debug lines included) and the main thread at once meet on them.
+    logging.getLogger("eventlet_handler").setLevel(logging.DEBUG)
 from kazoo.client import KazooClient
 from kazoo.protocol.states import Callback
 import eventlet
@@ -50,7 +53,7 @@ def test_exit_with_started_handler_and_client_is_quiet(mode: str, patched: str, 
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     at_exit = proc.stderr.partition("EXITING")[2].splitlines()
     ours = [line for line in at_exit if line.startswith("eventlet_handler")]
-    loud = [line for line in ours if not line.startswith("eventlet_handler DEBUG")]
-    assert not loud, f"exit with live clients is normal, yet it logged: {loud}"
-    assert sum("interpreter exit" in line for line in ours) <= 1, ours
+    assert len(ours) <= 1 and all(line.startswith("eventlet_handler DEBUG") for line in ours), (
+        f"exit with live clients is normal: one debug line at most, yet it logged {ours}"
+    )
     assert elapsed < 15 + CLIENTS * 2, f"exit took {elapsed:.1f} s"
