@@ -43,7 +43,7 @@ from __future__ import annotations
 import collections
 import errno
 import logging
-from typing import Any, Callable, Deque, Optional, Tuple
+from typing import Any, Callable, Deque, Tuple
 
 from eventlet import patcher
 
@@ -185,7 +185,7 @@ class Bridge:
 _ATTR = "_eventlet_handler_bridge"  # a hub's bridge lives on the hub object itself
 
 
-def bridge_of(hub: Any, *, create: bool = False) -> Optional[Bridge]:
+def bridge_of(hub: Any, *, create: bool = False) -> Bridge | None:
     """``hub``'s open bridge (rule 8), or ``None`` if it has none (never had a waiter,
     shut down, or a parent's after fork). Any thread.
 

@@ -11,7 +11,7 @@ When to stop it is the home's decision (:mod:`._home`).
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import eventlet
 import greenlet
@@ -34,15 +34,15 @@ class HubThread:
         self.name = name
         self._hub_module = hub_module
         self.hub: Any = None
-        self.bridge: Optional[Bridge] = None
+        self.bridge: Bridge | None = None
         self._ready = Event()
         self._exited = Event()
         self._exit_request: Any = None
         self._thread: Any = None
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
 
     @property
-    def ident(self) -> Optional[int]:
+    def ident(self) -> int | None:
         return None if self._thread is None else self._thread.ident
 
     def start(self, timeout: float = 10.0) -> None:
