@@ -24,6 +24,7 @@ import sys
 import weakref
 from typing import Any, Callable
 
+import greenlet
 from eventlet import hubs, patcher
 
 _threading: Any = patcher.original("threading")
@@ -36,8 +37,16 @@ def current_hub() -> Any | None:
     return getattr(hubs._threadlocal, "hub", None)
 
 
-def forget_current_hub() -> None:
-    """Drop the calling thread's hub, so the thread has none any more. Its own thread only."""
+def retire_current_hub() -> None:
+    """Leave the calling thread's hub loop, release its resources and forget it, so the
+    thread has no hub any more (rule 2). Its own thread's main greenlet only, once
+    nothing is left to run there (its bridge already closed)."""
+    hub = current_hub()
+    if hub is None:
+        return
+    if hub.running and greenlet.getcurrent() is not hub.greenlet:
+        hub.abort(wait=True)  # leave the run loop, so its asyncio loop can close
+    release_hub_resources(hub)
     try:
         del hubs._threadlocal.hub
     except AttributeError:

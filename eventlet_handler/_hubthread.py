@@ -14,12 +14,11 @@ import logging
 from typing import Any, Callable
 
 import eventlet
-import greenlet
 from eventlet import event as green_event
 from eventlet import hubs, patcher
 
 from ._bridge import Bridge, BridgeClosed, bridge_of, close_bridge
-from ._hubs import current_hub, forget_current_hub, release_hub_resources
+from ._hubs import current_hub, retire_current_hub
 from ._primitives import Event
 
 _threading: Any = patcher.original("threading")
@@ -120,7 +119,4 @@ def shutdown_current_hub() -> None:
         if bridge is None or bridge.pump_exited:
             break
         eventlet.sleep(0)
-    if hub.running and greenlet.getcurrent() is not hub.greenlet:
-        hub.abort(wait=True)  # leave the run loop, so its asyncio loop can close
-    release_hub_resources(hub)
-    forget_current_hub()
+    retire_current_hub()
