@@ -253,7 +253,9 @@ class EventletHandler(KazooSurface):
             if self._state != STOPPING or home is None or not home.workers_done():
                 return
             self._state = STOPPED
-        home.detach()
+            # With the state: a start() racing a stop a callback requested must find
+            # the home either still attached to this run or already detached, never between.
+            home.detach()
         if not self._exiting:  # at exit, Home.abandon's one debug line says it all
             LOG.info("%r stopped", self)
 
