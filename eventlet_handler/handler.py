@@ -327,7 +327,7 @@ class EventletHandler(KazooSurface):
         (before :meth:`start`, or stopped with nothing left running), shared mode
         spawns into the calling thread's hub and isolated mode refuses.
 
-        :raises HandlerStoppedError: isolated mode with no home.
+        :raises HandlerStoppedError: isolated mode with no home, or the home hub is gone.
         :raises NoHubError: shared mode with no home, from a native thread with no hub.
         """
         if not callable(func):
@@ -338,8 +338,10 @@ class EventletHandler(KazooSurface):
         else:
             try:
                 task = home.spawn(func, args, kwargs)
-            except HandlerStoppedError:  # retired meanwhile
-                task = self._spawn_homeless(func, args, kwargs)
+            except HandlerStoppedError:
+                if not home.retired:
+                    raise  # its hub is gone under it
+                task = self._spawn_homeless(func, args, kwargs)  # retired meanwhile
         self._tasks_spawned += 1
         return task
 

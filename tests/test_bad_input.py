@@ -195,3 +195,36 @@ def test_create_connection_with_half_a_client_certificate_is_a_ValueError(
     with pytest.raises(ValueError, match="certfile"):
         eventlet_handler.create_connection(("127.0.0.1", 9), use_ssl=True, certfile="/nonexistent.pem")
 
+
+
+def test_no_private_BridgeClosed_escapes_when_the_home_hub_is_gone() -> None:
+    """A shared-mode handler whose home thread retired its hub without stopping it (an
+    application thread that ended): dispatching runs the callback inline (the rule for
+    a handler that cannot run it), spawn() raises HandlerStoppedError, stop() returns;
+    none lets the private BridgeClosed out."""
+    from eventlet import hubs
+
+    from eventlet_handler._hubthread import shutdown_current_hub
+
+    handler = EventletHandler("shared")
+    errors: list[BaseException] = []
+
+    def service() -> None:
+        try:
+            hubs.get_hub()
+            handler.start()
+            shutdown_current_hub()  # the thread retires its hub, the handler still "running"
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = _threading.Thread(target=service, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+    ran: list[int] = []
+    handler.dispatch_callback(Callback("watch", ran.append, (1,)))
+    assert ran == [1]
+    with pytest.raises(HandlerStoppedError, match="start"):
+        handler.spawn(lambda: None)
+    handler.stop(timeout=5)
+    assert not handler.running
