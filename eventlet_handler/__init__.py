@@ -6,8 +6,8 @@ thread/hub contract of every public call.
 The names below are imported on first use, so that importing a submodule that
 needs no eventlet (``eventlet_handler.testing.zookeeper``, used by benchmarks of
 kazoo's gevent and threading handlers) does not import eventlet. ``_HOMES`` is the
-one list: ``__all__`` is made from it, and ``tests/test_facade.py`` checks that the
-``TYPE_CHECKING`` imports (for type checkers) name the same objects.
+one table; ``tests/test_facade.py`` checks that ``__all__`` and the ``TYPE_CHECKING``
+imports (both written out for type checkers) name exactly its objects.
 """
 
 from __future__ import annotations
@@ -30,7 +30,20 @@ _HOMES = {
     "load_handler": ".config",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [  # a literal, for type checkers; tests/test_facade.py checks it is sorted(_HOMES)
+    "AsyncResult",
+    "EventletHandler",
+    "EventletHandlerError",
+    "EventletIsolatedHandler",
+    "EventletSharedHandler",
+    "HandlerStoppedError",
+    "HandlerTimeoutError",
+    "KazooHandler",
+    "NoHubError",
+    "SequentialEventletHandler",
+    "TaskLike",
+    "load_handler",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._errors import EventletHandlerError, HandlerStoppedError, HandlerTimeoutError, NoHubError

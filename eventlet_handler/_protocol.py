@@ -33,8 +33,11 @@ class TaskLike(Protocol):
 class KazooHandler(Protocol):
     """The handler surface kazoo uses: lifecycle, callbacks, spawn and the factories."""
 
-    name: str
-    timeout_exception: type[Exception]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def timeout_exception(self) -> type[Exception]: ...
 
     @property
     def running(self) -> bool: ...
