@@ -128,6 +128,7 @@ class EventletHandler(KazooSurface):
     def stats(self) -> dict[str, Any]:
         """A snapshot of counters and gauges; any thread, cheap.
 
+        ``mode`` and ``mode_reason``: of the current (or last) start.
         ``queues.watch`` / ``queues.completion``: callbacks ``run``, ``failed``,
         ``slow`` (over the threshold), current ``depth``, the slowest callback
         and latency percentiles (seconds a callback held its worker, over the
@@ -143,6 +144,7 @@ class EventletHandler(KazooSurface):
             queues[name] = stats.snapshot(worker.queue.qsize() if worker is not None else 0)
         return {
             "mode": self.mode,
+            "mode_reason": self._mode_reason,
             "state": self._state,
             "queues": queues,
             "bridge_calls": home.calls_bridged if home is not None else 0,
