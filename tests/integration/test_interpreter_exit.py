@@ -32,6 +32,11 @@ for index in range(int(sys.argv[3])):
     client.start(timeout=15)
     client.create("/exit-%s%s-%d" % (sys.argv[1], os.environ.get("PATCH", "0"), index), ephemeral=True)
     handler.dispatch_callback(Callback("watch", print, ("callback ran",)))
+# The last client is stopped, but work it spawned runs on (as on kazoo's handlers):
+# its home stays open, and exit must not wait for that work either.
+forever = handler.spawn(eventlet.sleep, 3600)
+client.stop()
+print("spawned work outlived stop:", forever.is_alive(), flush=True)
 eventlet.sleep(0.05)
 print("exiting without stopping the clients", flush=True)
 print("EXITING", file=sys.stderr, flush=True)
@@ -50,6 +55,7 @@ def test_exit_with_started_handler_and_client_is_quiet(mode: str, patched: str, 
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("callback ran") == CLIENTS and "exiting" in proc.stdout
+    assert "spawned work outlived stop: True" in proc.stdout, proc.stdout
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     at_exit = proc.stderr.partition("EXITING")[2].splitlines()
     ours = [line for line in at_exit if line.startswith("eventlet_handler")]
