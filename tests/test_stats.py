@@ -106,3 +106,27 @@ def test_stats_counts_bridge_calls_from_native_threads(handler: EventletHandler)
     assert done.wait(5)
     thread.join(5)
     assert handler.stats()["bridge_calls"] >= before + 1
+
+
+def test_stats_bridge_calls_are_this_handlers_own(handler: EventletHandler) -> None:
+    """Two shared-mode handlers on one hub share its bridge; each counts only the calls
+    it sent (not the other's, not the hub's other traffic)."""
+    other = EventletHandler("shared")
+    other.start()
+    try:
+        before = other.stats()["bridge_calls"]
+        done = handler.event_object()
+
+        def dispatch() -> None:
+            for _ in range(20):
+                handler.dispatch_callback(Callback("watch", lambda: None, ()))
+            handler.dispatch_callback(Callback("watch", done.set, ()))
+
+        thread = _threading.Thread(target=dispatch, daemon=True)
+        thread.start()
+        assert done.wait(5)
+        thread.join(5)
+        assert handler.stats()["bridge_calls"] >= 21
+        assert other.stats()["bridge_calls"] == before, "counted another handler's calls"
+    finally:
+        other.stop(timeout=10)
