@@ -130,7 +130,8 @@ class Home:
         return all(worker.done.is_set() for worker in self.workers.values())
 
     def detach(self) -> None:
-        """The handler stopped: the workers are gone; retire unless tasks still run."""
+        """The handler stopped (called under its state lock): the workers are gone;
+        retire unless tasks still run. Never waits."""
         with self._lock:
             self._attached = False
         # The exited workers stay listed until the next attach replaces them: a caller
