@@ -31,7 +31,7 @@ def create_tcp_socket() -> Any:
 
 def create_connection(
     address: Address,
-    hostname: Optional[str] = None,
+    hostname: Any = None,
     timeout: Optional[float] = None,
     use_ssl: bool = False,
     ca: Optional[str] = None,
@@ -43,7 +43,12 @@ def create_connection(
     options: Optional[int] = None,
     ciphers: Optional[str] = None,
 ) -> Any:
-    """Connect to ``address``, over TLS when ``use_ssl``; everything green."""
+    """Connect to ``address``, over TLS when ``use_ssl``; everything green.
+
+    The TLS server name is ``hostname`` if it is a non-empty ``str``, else the
+    address's host: kazoo 2.11's ``command()`` passes the peer's *port* (an ``int``)
+    as the hostname (kazoo #770), which is no host name.
+    """
     if not use_ssl:
         return kazoo_utils.create_tcp_connection(green_socket, address, timeout=timeout)
     context = tls_context(
@@ -56,7 +61,7 @@ def create_connection(
         # wrap_socket() detaches sock's fd into the TLS socket: handshake separately so
         # that a failed handshake can close the socket that owns the fd.
         conn = context.wrap_socket(
-            sock, server_hostname=hostname or address[0], do_handshake_on_connect=False
+            sock, server_hostname=tls_server_name(address, hostname), do_handshake_on_connect=False
         )
     except BaseException:
         sock.close()
@@ -69,6 +74,13 @@ def create_connection(
     conn.settimeout(timeout)
     conn.setsockopt(green_socket.IPPROTO_TCP, green_socket.TCP_NODELAY, 1)
     return conn
+
+
+def tls_server_name(address: Address, hostname: Any) -> str:
+    """The name to verify the server as: ``hostname`` when it is one, else the address's host."""
+    if isinstance(hostname, str) and hostname:
+        return hostname
+    return address[0]
 
 
 #: The keywords ``create_connection`` takes besides the address (kazoo's, as of 2.11).
