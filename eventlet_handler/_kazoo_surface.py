@@ -66,9 +66,11 @@ class KazooSurface:
         self, rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any],
         timeout: "float | None" = None,
     ) -> Tuple[List[Any], List[Any], List[Any]]:
-        """``select.select`` that waits green (rule 2). Any green thread; kazoo calls
-        it from its connection loop. Returns as soon as one object is ready
-        (possibly before others that are ready too).
+        """``select.select`` that waits green (rule 2). Any thread; kazoo calls it from
+        its connection loop. A green thread waits green; several may select one fd
+        at once, and a poll (``timeout=0``) registers no hub listener; a native
+        thread with no hub waits natively and gets none. Returns as soon as one
+        object is ready (possibly before others that are ready too).
 
         :raises OSError: ``EBADF`` for a closed socket.
         """
