@@ -11,6 +11,8 @@ import greenlet
 import pytest
 from eventlet import patcher
 from kazoo.protocol.states import Callback
+from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
 from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident
@@ -186,6 +188,11 @@ def test_EventletHandler_kazoo_attributes() -> None:
     assert handler.sleep_func == KazooRetry().sleep_func
     assert not handler.sleep_func != KazooRetry().sleep_func
     assert issubclass(handler.timeout_exception, Exception)
+    # code written against kazoo's threading or eventlet handler catches ours too
+    assert issubclass(handler.timeout_exception, KazooTimeoutError)
+    assert issubclass(handler.timeout_exception, KazooEventletTimeoutError)
+    with pytest.raises(KazooTimeoutError):
+        handler.async_result().get(timeout=0.01)
     assert not issubclass(handler.timeout_exception, OSError)
     q = handler.queue_impl()
     with pytest.raises(handler.queue_empty):
