@@ -15,7 +15,7 @@ import eventlet
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, NoNodeError
-from kazoo.retry import RetryFailedError
+from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
@@ -205,12 +205,14 @@ class _GapTicker:
             last = now
 
 
-def test_dict_connection_retry_back_off_blocks_no_longer_than_the_back_off(handler_mode: str) -> None:
+@pytest.mark.parametrize("retry_kind", ["dict", "KazooRetry-with-sleep_func"])
+def test_connection_retry_back_off_blocks_no_longer_than_the_back_off(handler_mode: str, retry_kind: str) -> None:
     """Unpatched, kazoo builds dict retries with the stdlib ``time.sleep`` (its default),
     so the connection loop's back-off sleeps natively in the handler's home hub, in
     0.1 s steps, with no yield between them (README, "Differences from kazoo's
     handlers"): a green thread of the home hub waits at most one back-off; in isolated
-    mode the caller's own hub never waits. Monkey-patched, the back-off is green."""
+    mode the caller's own hub never waits. Monkey-patched, or with the README's
+    alternative (a ``KazooRetry`` given ``handler.sleep_func``), the back-off is green."""
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     port = dead.getsockname()[1]
@@ -219,7 +221,9 @@ def test_dict_connection_retry_back_off_blocks_no_longer_than_the_back_off(handl
     options = {"max_tries": -1, "delay": back_off, "backoff": 1, "max_jitter": 0, "max_delay": back_off}
     eventlet.sleep(0)  # the test's thread has a hub (shared mode's home)
     handler = EventletHandler(handler_mode)
-    client = KazooClient(f"127.0.0.1:{port}", handler=handler, connection_retry=options)
+    retry: Any = options if retry_kind == "dict" else KazooRetry(sleep_func=handler.sleep_func, **options)
+    green = MONKEY_PATCHED or retry_kind != "dict"
+    client = KazooClient(f"127.0.0.1:{port}", handler=handler, connection_retry=retry)
     client.start_async()
     try:
         home = _GapTicker(handler.spawn)
@@ -230,13 +234,13 @@ def test_dict_connection_retry_back_off_blocks_no_longer_than_the_back_off(handl
         client.stop()
         client.close()
     print(f"\nback-off {back_off} s: home hub longest gap {home.max_gap * 1000:.0f} ms, "
-          f"caller's hub {caller.max_gap * 1000:.0f} ms ({handler_mode}, patched={MONKEY_PATCHED})")
+          f"caller's hub {caller.max_gap * 1000:.0f} ms ({handler_mode}, {retry_kind}, patched={MONKEY_PATCHED})")
     assert home.ticks >= 2, "the home hub never ran between back-offs"
     assert home.max_gap < back_off + 0.35, f"the home hub stalled {home.max_gap:.2f} s, more than one back-off"
-    if handler_mode == "isolated" or MONKEY_PATCHED:
+    if handler_mode == "isolated" or green:
         assert caller.max_gap < 0.4, f"the caller's hub stalled {caller.max_gap:.2f} s"
-    if MONKEY_PATCHED:
-        assert home.max_gap < 0.4, f"a patched back-off is green, yet the home hub stalled {home.max_gap:.2f} s"
+    if green:
+        assert home.max_gap < 0.4, f"the back-off is green, yet the home hub stalled {home.max_gap:.2f} s"
 
 
 def test_session_expiry_then_recovery(kazoo_client: KazooClient, zookeeper_server: Any, root: str) -> None:
