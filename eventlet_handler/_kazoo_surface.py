@@ -120,7 +120,7 @@ class KazooSurface:
         its connection loop. A green thread waits green; several may select one fd
         at once, and a poll (``timeout=0``) registers no hub listener; a native
         thread with no hub waits natively and gets none. Returns as soon as one
-        object is ready (possibly before others that are ready too).
+        object is ready, with every object ready by then.
 
         :raises OSError: ``EBADF`` for a closed socket.
         """

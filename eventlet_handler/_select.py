@@ -31,6 +31,9 @@ Rules:
    so a stale one finds nobody (rule 1 still holds).
 6. A native thread with no hub selects natively (an unpatched ``poll``) and
    gets no hub.
+7. Once woken, a select polls once more and returns everything ready then, as
+   the stdlib does; only if nothing is (the fd was drained meanwhile) does it
+   return the answer that woke it.
 """
 
 from __future__ import annotations
@@ -115,8 +118,9 @@ def select(
 ) -> Ready:
     """Wait green until one object is readable or writable, or ``timeout`` seconds.
 
-    Any green thread (never the hub greenlet). Returns as soon as one object is
-    ready, with that object alone in its list.
+    Any thread (never a hub greenlet): green in a thread with a hub, natively in
+    one without. Returns as soon as one object is ready, with every object ready
+    by then.
 
     :raises OSError: ``EBADF`` for a closed socket in any of the lists.
     :raises TypeError: for an object that is neither an fd nor has ``fileno()``.
@@ -154,13 +158,14 @@ def select(
             joined.append(_join(hub, hub.WRITE, fd, call, ([], [obj], [])))
         if timeout is not None:
             timers.append(hub.schedule_call_global(timeout, _after_one_poll, call, timers))
-        return hub.switch()
+        answer = hub.switch()
     finally:
         call.answered = True
         for shared in joined:
             shared.leave(call)
         for timer in timers:
             timer.cancel()
+    return _ready_now(readers, writers) or answer  # rule 7: all that is ready, as the stdlib
 
 
 def _ready_now(readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float] = 0) -> Optional[Ready]:
