@@ -192,10 +192,13 @@ def party_check(client: KazooClient, path: str, party: Any, event: str) -> None:
     assert len(party) == 0
 
 
-def queue_set_up(client: KazooClient, path: str) -> Any:
-    queue = client.Queue(path)
-    queue.put(b"1")
-    return queue
+def _queue_set_up(kind: str) -> Callable[[KazooClient, str], Any]:
+    def set_up(client: KazooClient, path: str) -> Any:
+        queue = getattr(client, kind)(path)
+        queue.put(b"1")
+        return queue
+
+    return set_up
 
 
 def queue_check(client: KazooClient, path: str, queue: Any, event: str) -> None:
@@ -203,16 +206,10 @@ def queue_check(client: KazooClient, path: str, queue: Any, event: str) -> None:
     assert [queue.get(), queue.get(), queue.get()] == [b"1", b"2", None]
 
 
-def locking_queue_set_up(client: KazooClient, path: str) -> Any:
-    queue = client.LockingQueue(path)
-    queue.put(b"a")
-    return queue
-
-
 def locking_queue_check(client: KazooClient, path: str, queue: Any, event: str) -> None:
-    queue.put(b"b")
-    assert queue.get(WAIT) == b"a" and queue.consume()
-    assert queue.get(WAIT) == b"b" and queue.consume()
+    queue.put(b"2")
+    assert queue.get(WAIT) == b"1" and queue.consume()
+    assert queue.get(WAIT) == b"2" and queue.consume()
     assert queue.get(0.1) is None
 
 
@@ -302,8 +299,8 @@ RECIPES: Dict[str, Tuple[Callable[..., Any], Callable[..., None]]] = {
     "Counter": (counter_set_up, counter_check),
     "NonBlockingLease": (lease_set_up, lease_check),
     "Party": (party_set_up, party_check),
-    "Queue": (queue_set_up, queue_check),
-    "LockingQueue": (locking_queue_set_up, locking_queue_check),
+    "Queue": (_queue_set_up("Queue"), queue_check),
+    "LockingQueue": (_queue_set_up("LockingQueue"), locking_queue_check),
     "SetPartitioner": (partitioner_set_up, partitioner_check),
     "TreeCache": (tree_cache_set_up, tree_cache_check),
     "DataWatch": (_data_watch, data_watch_check),
