@@ -291,3 +291,13 @@ def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, r
     assert client.client_id[0] == session
     assert client.get_children(root) == []
     client.remove_listener(listener)
+
+
+def test_live_clients_wake_pair_has_the_socket_api(kazoo_client: KazooClient, root: str) -> None:
+    """Diagnostics written against kazoo's other handlers call the socket API on the
+    connection's wake pair (issue 9, item 2: ``getsockname()`` raised AttributeError)."""
+    connection = kazoo_client._connection
+    for end in (connection._read_sock, connection._write_sock):
+        assert end.getsockname() == "" and end.family == socket.AF_UNIX and end.fileno() >= 0
+    kazoo_client.create(f"{root}/after-getsockname", b"x")  # the pair still wakes the loop
+    assert kazoo_client.get(f"{root}/after-getsockname")[0] == b"x"
