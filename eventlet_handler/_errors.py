@@ -10,16 +10,21 @@ Rules:
 
 from __future__ import annotations
 
+from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
+from kazoo.handlers.threading import KazooTimeoutError
+
 
 class EventletHandlerError(Exception):
     """Base of every exception this package raises; catch it to catch them all."""
 
 
-class HandlerTimeoutError(EventletHandlerError):
+class HandlerTimeoutError(EventletHandlerError, KazooTimeoutError, KazooEventletTimeoutError):
     """A wait ran out of time; this is every handler's ``timeout_exception``.
 
     A plain ``Exception`` subclass (not ``OSError``, not ``BaseException``), so
-    kazoo's connection code and tooz catch it the way they catch kazoo's own.
+    kazoo's connection code and tooz catch it the way they catch kazoo's own; and a
+    subclass of the threading and eventlet handlers' timeout exceptions, so code
+    written against them (``except KazooTimeoutError``) catches it too.
     """
 
 

@@ -16,17 +16,27 @@ Rules:
    does not know is dropped with one warning per handler and keyword.
 4. The class using the mixin overrides ``_dispatch_completion(link, result)``, which
    ``AsyncResult`` calls for its rawlink callbacks, and calls ``__init__``.
+5. ``sleep_func`` compares equal (``==``, which kazoo's dict-retry check uses) to
+   ``KazooRetry``'s default sleep. Where that default is ``eventlet.sleep`` (kazoo
+   imported into a monkey-patched process) it *is* ``eventlet.sleep``; elsewhere it
+   is a :class:`HubAwareSleep` (green in a thread with a hub, native in one without),
+   which also equals the stdlib ``time.sleep`` kazoo defaults to. kazoo then builds
+   dict retries with that default, so their back-off sleeps natively (README).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue as std_queue
 from typing import Any, Callable, List, Sequence, Set, Tuple
 
 import eventlet
+from eventlet import patcher
+from kazoo.retry import KazooRetry
 
 from . import _select, _sockets
+from ._hubs import current_hub
 from ._errors import HandlerTimeoutError
 from ._parking import check_timeout
 from ._primitives import Event, Lock, Queue, RLock
@@ -35,12 +45,52 @@ from .result import AsyncResult
 
 LOG = logging.getLogger("eventlet_handler")
 
+_KAZOO_RETRY_SLEEP: Any = inspect.signature(KazooRetry).parameters["sleep_func"].default
+_native_sleep: Callable[[float], None] = patcher.original("time").sleep
+
+
+class HubAwareSleep:
+    """``sleep(seconds)``: green in a thread with an eventlet hub, native in one without
+    (no hub is created for it). Any thread except a hub's own loop greenlet.
+
+    Equal to ``KazooRetry``'s default sleep and to ``eventlet.sleep`` (rule 5), so
+    kazoo accepts dict ``connection_retry``/``command_retry`` options.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, seconds: float) -> None:
+        if current_hub() is None:
+            _native_sleep(seconds)
+        else:
+            eventlet.sleep(seconds)
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is _KAZOO_RETRY_SLEEP or other is eventlet.sleep or isinstance(
+            other, HubAwareSleep
+        )
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(_KAZOO_RETRY_SLEEP)
+
+    def __repr__(self) -> str:
+        return "<eventlet_handler sleep: green in a hub, native elsewhere>"
+
+
+def _sleep_func() -> Callable[[float], None]:
+    if _KAZOO_RETRY_SLEEP is eventlet.sleep:  # rule 5
+        return eventlet.sleep
+    return HubAwareSleep()
+
 
 class KazooSurface:
     """kazoo's handler attributes and factories, shared by this package's handlers."""
 
     timeout_exception = HandlerTimeoutError
-    sleep_func = staticmethod(eventlet.sleep)
+    sleep_func = staticmethod(_sleep_func())
     queue_impl = Queue
     queue_empty = std_queue.Empty
 
@@ -71,9 +121,11 @@ class KazooSurface:
         self, rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any],
         timeout: "float | None" = None,
     ) -> Tuple[List[Any], List[Any], List[Any]]:
-        """``select.select`` that waits green (rule 2). Any green thread; kazoo calls
-        it from its connection loop. Returns as soon as one object is ready
-        (possibly before others that are ready too).
+        """``select.select`` that waits green (rule 2). Any thread; kazoo calls it from
+        its connection loop. A green thread waits green; several may select one fd
+        at once, and a poll (``timeout=0``) registers no hub listener; a native
+        thread with no hub waits natively and gets none. Returns as soon as one
+        object is ready, with every object ready by then.
 
         :raises OSError: ``EBADF`` for a closed socket.
         """

@@ -22,6 +22,18 @@ Rules:
    fds are mostly ready). So that a busy loop cannot starve its hub, every
    ``FAIR_EVERY``-th fast answer in a row (counted per hub, on the hub object)
    first yields with ``eventlet.sleep(0)``.
+5. A poll (``timeout=0``) never registers a hub listener: it yields once with
+   ``eventlet.sleep(0)`` and polls again. Waiting selects of one hub share one
+   hub listener per fd and direction (a ``_Shared`` on the hub), which answers
+   every call waiting on it, so two green threads may select one fd at once, as
+   with the stdlib (eventlet refuses a second listener: "Second simultaneous
+   read"). A listener's callback answers only the calls of its own ``_Shared``,
+   so a stale one finds nobody (rule 1 still holds).
+6. A native thread with no hub selects natively (an unpatched ``poll``) and
+   gets no hub.
+7. Once woken, a select polls once more and returns everything ready then, as
+   the stdlib does; only if nothing is (the fd was drained meanwhile) does it
+   return the answer that woke it.
 """
 
 from __future__ import annotations
@@ -31,9 +43,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import eventlet
 import greenlet
-from eventlet import hubs, patcher
+from eventlet import patcher
 from kazoo.handlers.utils import fileobj_to_fd
 
+from ._hubs import current_hub
 from ._parking import refuse_hub_greenlet
 
 _select_mod: Any = patcher.original("select")
@@ -41,6 +54,7 @@ _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _se
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
 FAIR_EVERY = 32
 _FAST_ANSWERS = "_eventlet_handler_fast_selects"  # fast answers in a row, on each hub
+_SHARED = "_eventlet_handler_select_listeners"  # {(evtype, fd): _Shared}, on each hub
 
 Ready = Tuple[List[Any], List[Any], List[Any]]
 
@@ -64,24 +78,62 @@ class _Call:
             self.current.throw(*exc_info)
 
 
+class _Shared:
+    """The one hub listener of (evtype, fd) in one hub, and the calls waiting on it (rule 5)."""
+
+    __slots__ = ("hub", "key", "calls", "listener")
+
+    def __init__(self, hub: Any, evtype: str, fd: int) -> None:
+        self.hub = hub
+        self.key = (evtype, fd)
+        self.calls: Dict[_Call, Ready] = {}
+        self.listener = hub.add(evtype, fd, self._ready, self._closed, _noop)
+
+    def _ready(self, _fd: int) -> None:
+        for call, ready in list(self.calls.items()):
+            call.answer(ready)
+
+    def _closed(self, *exc_info: Any) -> None:
+        for call in list(self.calls):
+            call.fail(*exc_info)
+
+    def leave(self, call: _Call) -> None:
+        del self.calls[call]
+        if not self.calls:
+            del getattr(self.hub, _SHARED)[self.key]
+            self.hub.remove(self.listener)
+
+
+def _join(hub: Any, evtype: str, fd: int, call: _Call, ready: Ready) -> _Shared:
+    shared_by_key = hub.__dict__.setdefault(_SHARED, {})
+    shared = shared_by_key.get((evtype, fd))
+    if shared is None:
+        shared = shared_by_key[(evtype, fd)] = _Shared(hub, evtype, fd)
+    shared.calls[call] = ready
+    return shared
+
+
 def select(
     rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any], timeout: Any = None
 ) -> Ready:
     """Wait green until one object is readable or writable, or ``timeout`` seconds.
 
-    Any green thread (never the hub greenlet). Returns as soon as one object is
-    ready, with that object alone in its list.
+    Any thread (never a hub greenlet): green in a thread with a hub, natively in
+    one without. Returns as soon as one object is ready, with every object ready
+    by then.
 
     :raises OSError: ``EBADF`` for a closed socket in any of the lists.
     :raises TypeError: for an object that is neither an fd nor has ``fileno()``.
     """
-    hub = hubs.get_hub()
-    current = greenlet.getcurrent()
-    refuse_hub_greenlet(hub, current)
     readers: Dict[int, Any] = {_fd(obj): obj for obj in rlist}
     writers: Dict[int, Any] = {_fd(obj): obj for obj in wlist}
     for obj in xlist:  # never waited on (kazoo passes none), but refused if invalid
         _fd(obj)
+    hub = current_hub()
+    if hub is None:  # rule 6
+        return _ready_now(readers, writers, timeout) or ([], [], [])
+    current = greenlet.getcurrent()
+    refuse_hub_greenlet(hub, current)
     ready = _ready_now(readers, writers)
     if ready is not None:
         fast = getattr(hub, _FAST_ANSWERS, 0) + 1  # per hub: hubs do not share fairness
@@ -93,33 +145,37 @@ def select(
         if ready is not None:
             return ready
     setattr(hub, _FAST_ANSWERS, 0)
+    if timeout == 0:  # rule 5: a poll registers nothing
+        eventlet.sleep(0)
+        return _ready_now(readers, writers) or ([], [], [])
     call = _Call(hub, current)
-    listeners: List[Any] = []
+    joined: List[_Shared] = []
     timers: List[Any] = []
     try:
         for fd, obj in readers.items():
-            listeners.append(hub.add(hub.READ, fd, lambda _fd, o=obj: call.answer(([o], [], [])), call.fail, _noop))
+            joined.append(_join(hub, hub.READ, fd, call, ([obj], [], [])))
         for fd, obj in writers.items():
-            listeners.append(hub.add(hub.WRITE, fd, lambda _fd, o=obj: call.answer(([], [o], [])), call.fail, _noop))
+            joined.append(_join(hub, hub.WRITE, fd, call, ([], [obj], [])))
         if timeout is not None:
             timers.append(hub.schedule_call_global(timeout, _after_one_poll, call, timers))
-        return hub.switch()
+        answer = hub.switch()
     finally:
         call.answered = True
-        for listener in listeners:
-            hub.remove(listener)
+        for shared in joined:
+            shared.leave(call)
         for timer in timers:
             timer.cancel()
+    return _ready_now(readers, writers) or answer  # rule 7: all that is ready, as the stdlib
 
 
-def _ready_now(readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
-    """What is ready this instant (one unpatched ``poll(0)``), or None if nothing."""
+def _ready_now(readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float] = 0) -> Optional[Ready]:
+    """What is ready (one unpatched ``poll``, by default not waiting), or None if nothing."""
     poller = _select_mod.poll()
     for fd in readers:
         poller.register(fd, _select_mod.POLLIN | _select_mod.POLLPRI)
     for fd in writers:
         poller.register(fd, (_select_mod.POLLIN | _select_mod.POLLOUT) if fd in readers else _select_mod.POLLOUT)
-    events = poller.poll(0)
+    events = poller.poll(None if timeout is None else timeout * 1000.0)
     if not events:
         return None
     readable = [readers[fd] for fd, ev in events if fd in readers and ev & _READABLE]

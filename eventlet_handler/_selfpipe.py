@@ -1,11 +1,13 @@
 """The self-pipe: a non-blocking pipe whose read end is readable while a byte is in it.
 
-Both cross-thread wake-ups of this package use one: the bridge (wakes a hub's pump)
-and the wake pair (wakes kazoo's connection loop). Rules:
+Both cross-thread wake-ups of this package wake through :func:`poke` and :func:`drain`:
+the bridge (wakes a hub's pump) on a pipe from :func:`open_pipe`, and the wake pair
+(wakes kazoo's connection loop) on the fds of a real socketpair, which ``os.write``
+and ``os.read`` serve alike. Rules:
 
 1. The fds are made with the *unpatched* ``os`` and are non-blocking: a patched
    write that met EAGAIN would trampoline into the calling thread's hub.
-2. Callers keep at most one byte in the pipe (each under its own native lock), so
+2. Callers keep at most one byte in the pipe (or socket) (each under its own native lock), so
    :func:`poke` never meets a full pipe; a byte already there is as good as a new one.
 """
 

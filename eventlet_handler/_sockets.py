@@ -6,6 +6,12 @@ kazoo's builds a *stdlib* ``SSLContext``: wrapping a green socket with it
 returns a native ``ssl.SSLSocket`` whose handshake blocks the whole hub. Here
 the context is ``eventlet.green.ssl.SSLContext``, whose sockets trampoline, and
 the address is resolved with the green resolver.
+
+Every connection attempt first yields once to its hub (``eventlet.sleep(0)``): a
+refused connect to a local port completes without ever waiting, and kazoo's dict
+retries back off with the stdlib ``time.sleep`` when the process is not patched, so
+without that yield kazoo's connection loop would hold its hub through back-off after
+back-off for as long as the server is down; with it, for one back-off at most.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import ssl
 from typing import Any, Optional, Tuple
 
+import eventlet
 from eventlet.green import socket as green_socket
 from eventlet.green import ssl as green_ssl
 from kazoo.handlers import utils as kazoo_utils
@@ -31,7 +38,7 @@ def create_tcp_socket() -> Any:
 
 def create_connection(
     address: Address,
-    hostname: Optional[str] = None,
+    hostname: Any = None,
     timeout: Optional[float] = None,
     use_ssl: bool = False,
     ca: Optional[str] = None,
@@ -43,7 +50,13 @@ def create_connection(
     options: Optional[int] = None,
     ciphers: Optional[str] = None,
 ) -> Any:
-    """Connect to ``address``, over TLS when ``use_ssl``; everything green."""
+    """Connect to ``address``, over TLS when ``use_ssl``; everything green. A green thread.
+
+    The TLS server name is ``hostname`` if it is a non-empty ``str``, else the
+    address's host: kazoo 2.11's ``command()`` passes the peer's *port* (an ``int``)
+    as the hostname (kazoo #770), which is no host name.
+    """
+    eventlet.sleep(0)  # the module rule: let the hub run between back-offs
     if not use_ssl:
         return kazoo_utils.create_tcp_connection(green_socket, address, timeout=timeout)
     context = tls_context(
@@ -56,7 +69,7 @@ def create_connection(
         # wrap_socket() detaches sock's fd into the TLS socket: handshake separately so
         # that a failed handshake can close the socket that owns the fd.
         conn = context.wrap_socket(
-            sock, server_hostname=hostname or address[0], do_handshake_on_connect=False
+            sock, server_hostname=tls_server_name(address, hostname), do_handshake_on_connect=False
         )
     except BaseException:
         sock.close()
@@ -69,6 +82,13 @@ def create_connection(
     conn.settimeout(timeout)
     conn.setsockopt(green_socket.IPPROTO_TCP, green_socket.TCP_NODELAY, 1)
     return conn
+
+
+def tls_server_name(address: Address, hostname: Any) -> str:
+    """The name to verify the server as: ``hostname`` when it is one, else the address's host."""
+    if isinstance(hostname, str) and hostname:
+        return hostname
+    return address[0]
 
 
 #: The keywords ``create_connection`` takes besides the address (kazoo's, as of 2.11).

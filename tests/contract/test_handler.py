@@ -11,8 +11,11 @@ import greenlet
 import pytest
 from eventlet import patcher
 from kazoo.protocol.states import Callback
+from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
 
-from conftest import Caller, InHub, home_thread_ident
+from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident
 from eventlet_handler import EventletHandler
 
 _threading: Any = patcher.original("threading")
@@ -180,8 +183,16 @@ def test_EventletHandler_spawned_exception_is_kept_and_logged(
 
 def test_EventletHandler_kazoo_attributes() -> None:
     handler = EventletHandler("shared")
-    assert handler.sleep_func is eventlet.sleep
+    # kazoo accepts dict retry options only if sleep_func == KazooRetry's default sleep
+    # (this process is unpatched: the stdlib time.sleep).
+    assert handler.sleep_func == KazooRetry().sleep_func
+    assert not handler.sleep_func != KazooRetry().sleep_func
     assert issubclass(handler.timeout_exception, Exception)
+    # code written against kazoo's threading or eventlet handler catches ours too
+    assert issubclass(handler.timeout_exception, KazooTimeoutError)
+    assert issubclass(handler.timeout_exception, KazooEventletTimeoutError)
+    with pytest.raises(KazooTimeoutError):
+        handler.async_result().get(timeout=0.01)
     assert not issubclass(handler.timeout_exception, OSError)
     q = handler.queue_impl()
     with pytest.raises(handler.queue_empty):
@@ -284,5 +295,31 @@ def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(in_h
         assert where == [home, home]
         handler.stop(timeout=10)
         assert handler._home is None, "stopped with nothing running: the home retired"
+
+    in_hub(body)
+
+
+def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(in_hub: InHub) -> None:
+    """What KazooRetry sleeps with between tries: a green thread's sleep lets its hub
+    run; a native thread's sleeps natively and gets no hub."""
+    from eventlet_handler._hubs import current_hub
+
+    handler = EventletHandler("shared")
+
+    def body() -> None:
+        ran: List[str] = []
+        eventlet.spawn(ran.append, "other green thread")
+        handler.sleep_func(0.01)
+        assert ran == ["other green thread"], "sleep_func did not let the hub run"
+        seen: List[Any] = []
+
+        def native() -> None:
+            handler.sleep_func(0.01)
+            seen.append(current_hub())
+
+        thread = _threading.Thread(target=native, daemon=True)
+        thread.start()
+        green_wait_native_thread(thread, 10)
+        assert seen == [None], "sleep_func gave a native thread a hub"
 
     in_hub(body)

@@ -4,13 +4,15 @@ Rules under test (eventlet_handler/_wakepair.py): the write end never blocks and
 raises while open, from green threads of any hub and from native threads at once; one
 ``send`` is one token and ``recv`` hands out exactly the tokens sent; closing wakes a
 reader blocked in ``handler.select``; use after close raises ``OSError(EBADF)``; the
-pipe fds are closed once both ends are closed.
+socketpair's fds are closed once both ends are closed; both ends are ``socket.socket``
+objects, as kazoo's other handlers return.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import socket
 import time
 from typing import Any, List
 
@@ -217,10 +219,11 @@ def test_wake_pair_use_after_close_raises_EBADF(eventlet_handler: EventletHandle
     reader, writer = eventlet_handler.create_socket_pair()
     writer.close()
     reader.close()
-    for call in (lambda: writer.send(b"\0"), lambda: reader.recv(1), reader.fileno):
+    for call in (lambda: writer.send(b"\0"), lambda: reader.recv(1), reader.getsockname, writer.getpeername):
         with pytest.raises(OSError) as info:
             call()
         assert info.value.errno == errno.EBADF
+    assert reader.fileno() == writer.fileno() == -1, "a closed socket's fileno() is -1"
     with pytest.raises(OSError) as info:
         eventlet_handler.select([reader], [], [], 1.0)
     assert info.value.errno == errno.EBADF
@@ -243,7 +246,7 @@ def test_wake_pair_fds_closed_when_both_ends_close(eventlet_handler: EventletHan
     reader, writer = eventlet_handler.create_socket_pair()
     rfd = reader.fileno()
     opened = {fd: t for fd, t in _open_fd_targets().items() if before.get(fd) != t}
-    assert rfd in opened and len(opened) == 2, f"expected one pipe (2 fds), got {opened}"
+    assert rfd in opened and len(opened) == 2, f"expected one socketpair (2 fds), got {opened}"
     ends = [reader, writer] if first == "reader" else [writer, reader]
     ends[0].close()
     still = _open_fd_targets()
@@ -261,3 +264,47 @@ def test_wake_pair_many_pairs_leave_no_fds(eventlet_handler: EventletHandler) ->
         writer.close()
         reader.close()
     assert len(_open_fd_targets()) == before
+
+
+def test_wake_pair_ends_are_sockets(eventlet_handler: EventletHandler) -> None:
+    """kazoo's other handlers return a real socketpair; code written against them (fd
+    accounting, diagnostics) calls the socket API on both ends."""
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        for end in (reader, writer):
+            assert isinstance(end, socket.socket), f"{end!r} is not a socket.socket"
+            assert end.family == socket.AF_UNIX and end.type == socket.SOCK_STREAM
+            assert end.fileno() >= 0 and os.fstat(end.fileno())
+            assert end.getsockname() == ""  # an unnamed AF_UNIX socket
+            assert end.gettimeout() == 0.0, "the ends are non-blocking"
+            end.setblocking(False)
+            assert end.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+            assert "tokens=0" in repr(end)
+        assert reader.fileno() != writer.fileno()
+        writer.send(b"\0")
+        assert reader.recv(1) == b"\0"
+    finally:
+        with writer:
+            pass  # a socket is a context manager that closes it
+        reader.close()
+    assert reader.fileno() == writer.fileno() == -1
+
+
+def test_wake_pair_calls_that_would_bypass_the_tokens_are_refused(eventlet_handler: EventletHandler) -> None:
+    """A real byte moved behind the token counter would make the read end readable with
+    no token (kazoo's loop would spin) or quiet with tokens pending (requests stranded)."""
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        for call in (
+            lambda: writer.recv(1), lambda: writer.sendto(b"\0", None), lambda: reader.send(b"\0"),
+            lambda: reader.recv_into(bytearray(1)), reader.dup, writer.detach,
+        ):
+            with pytest.raises(OSError) as info:
+                call()
+            assert info.value.errno == errno.EOPNOTSUPP
+        assert reader.tokens_pending() == 0
+        with pytest.raises(BlockingIOError):
+            reader.recv(1)
+    finally:
+        reader.close()
+        writer.close()

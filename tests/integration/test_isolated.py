@@ -320,16 +320,16 @@ def test_client_used_by_native_and_green_threads_at_once(
 
 @pytest.mark.eventlet_handler_options(mode="isolated", check_leaks=False)  # the test checks fds itself
 def test_native_thread_that_gained_a_hub_leaves_no_fds_behind(kazoo_client: KazooClient, base: str) -> None:
-    """What a thread-pool worker does when a kazoo call retries: sleep with the
-    handler's ``sleep_func`` between tries (which gives the thread a hub), then wait
-    on the client (which gives that hub a bridge); then the thread ends without any
-    clean-up call. It must not leave file descriptors behind."""
+    """What a thread-pool worker does when it calls ``eventlet.sleep`` (which gives
+    the thread a hub; the handler's own ``sleep_func`` no longer does, unpatched),
+    then waits on the client (which gives that hub a bridge); then the thread ends
+    without any clean-up call. It must not leave file descriptors behind."""
     before = set(os.listdir("/proc/self/fd"))
     errors: list[str] = []
 
     def worker() -> None:
         try:
-            kazoo_client.handler.sleep_func(0.001)  # what KazooRetry does between tries
+            eventlet.sleep(0.001)  # gives this native thread a hub
             kazoo_client.get(base)  # parks on the result in the thread's (new) hub
         except BaseException:
             errors.append(traceback.format_exc())

@@ -6,13 +6,16 @@ each process in both handler modes.
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from typing import Any, Iterator, List
 
 import eventlet
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import ConfigurationError, NoNodeError
+from kazoo.exceptions import ConnectionLoss, NoNodeError
+from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
@@ -154,24 +157,90 @@ def test_election_gives_each_green_thread_one_term(kazoo_client: KazooClient, ro
     assert sorted(terms) == list(range(25))
 
 
-def test_dict_command_retry(zookeeper_server: Any, handler_mode: str) -> None:
-    """kazoo accepts dict retry options only if sleep_func is KazooRetry's default sleep."""
+def test_dict_retry_options_are_accepted_and_retry(zookeeper_server: Any, handler_mode: str) -> None:
+    """kazoo accepts dict retry options only if ``handler.sleep_func`` equals
+    ``KazooRetry``'s default sleep (it compares with ``!=``): in every process, not only
+    a monkey-patched one (kazoo's threading handler accepts them unpatched too)."""
     options = {"max_tries": 3, "delay": 0.01}
     handler = EventletHandler(handler_mode)
-    if not MONKEY_PATCHED:
-        # Unpatched, KazooRetry's default is the real time.sleep: kazoo refuses, as with
-        # any green handler. Documented in the README.
-        with pytest.raises(ConfigurationError):
-            KazooClient(zookeeper_server.hosts, handler=handler, command_retry=options)
-        return
+    if MONKEY_PATCHED:
+        assert handler.sleep_func is eventlet.sleep
     client = KazooClient(zookeeper_server.hosts, handler=handler, command_retry=options,
                          connection_retry=options)
     client.start(timeout=15)
     try:
-        assert client.retry(client.exists, "/") is not None
+        attempts: List[int] = []
+
+        def flaky() -> Any:
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise ConnectionLoss("forced, to make KazooRetry back off")
+            return client.exists("/")
+
+        assert client.retry(flaky) is not None
+        assert len(attempts) == 3
+        with pytest.raises(RetryFailedError):
+            client.retry(lambda: (_ for _ in ()).throw(ConnectionLoss("always")))
     finally:
         client.stop()
         client.close()
+
+
+class _GapTicker:
+    """Ticks every 10 ms in one hub, recording the longest gap between ticks."""
+
+    def __init__(self, spawn: Any) -> None:
+        self.max_gap = 0.0
+        self.ticks = 0
+        self.running = True
+        self.task = spawn(self._run)
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while self.running:
+            eventlet.sleep(0.01)
+            now = time.monotonic()
+            self.max_gap = max(self.max_gap, now - last)
+            self.ticks += 1
+            last = now
+
+
+@pytest.mark.parametrize("retry_kind", ["dict", "KazooRetry-with-sleep_func"])
+def test_connection_retry_back_off_blocks_no_longer_than_the_back_off(handler_mode: str, retry_kind: str) -> None:
+    """Unpatched, kazoo builds dict retries with the stdlib ``time.sleep`` (its default),
+    so the connection loop's back-off sleeps natively in the handler's home hub, in
+    0.1 s steps, with no yield between them (README, "Differences from kazoo's
+    handlers"): a green thread of the home hub waits at most one back-off; in isolated
+    mode the caller's own hub never waits. Monkey-patched, or with the README's
+    alternative (a ``KazooRetry`` given ``handler.sleep_func``), the back-off is green."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # connection refused: kazoo retries with back-off, forever
+    back_off = 0.6
+    options = {"max_tries": -1, "delay": back_off, "backoff": 1, "max_jitter": 0, "max_delay": back_off}
+    eventlet.sleep(0)  # the test's thread has a hub (shared mode's home)
+    handler = EventletHandler(handler_mode)
+    retry: Any = options if retry_kind == "dict" else KazooRetry(sleep_func=handler.sleep_func, **options)
+    green = MONKEY_PATCHED or retry_kind != "dict"
+    client = KazooClient(f"127.0.0.1:{port}", handler=handler, connection_retry=retry)
+    client.start_async()
+    try:
+        home = _GapTicker(handler.spawn)
+        caller = _GapTicker(eventlet.spawn)
+        eventlet.sleep(2.5)
+        home.running = caller.running = False
+    finally:
+        client.stop()
+        client.close()
+    print(f"\nback-off {back_off} s: home hub longest gap {home.max_gap * 1000:.0f} ms, "
+          f"caller's hub {caller.max_gap * 1000:.0f} ms ({handler_mode}, {retry_kind}, patched={MONKEY_PATCHED})")
+    assert home.ticks >= 2, "the home hub never ran between back-offs"
+    assert home.max_gap < back_off + 0.35, f"the home hub stalled {home.max_gap:.2f} s, more than one back-off"
+    if handler_mode == "isolated" or green:
+        assert caller.max_gap < 0.4, f"the caller's hub stalled {caller.max_gap:.2f} s"
+    if green:
+        assert home.max_gap < 0.4, f"the back-off is green, yet the home hub stalled {home.max_gap:.2f} s"
 
 
 def test_session_expiry_then_recovery(kazoo_client: KazooClient, zookeeper_server: Any, root: str) -> None:
@@ -222,3 +291,13 @@ def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, r
     assert client.client_id[0] == session
     assert client.get_children(root) == []
     client.remove_listener(listener)
+
+
+def test_live_clients_wake_pair_has_the_socket_api(kazoo_client: KazooClient, root: str) -> None:
+    """Diagnostics written against kazoo's other handlers call the socket API on the
+    connection's wake pair (issue 9, item 2: ``getsockname()`` raised AttributeError)."""
+    connection = kazoo_client._connection
+    for end in (connection._read_sock, connection._write_sock):
+        assert end.getsockname() == "" and end.family == socket.AF_UNIX and end.fileno() >= 0
+    kazoo_client.create(f"{root}/after-getsockname", b"x")  # the pair still wakes the loop
+    assert kazoo_client.get(f"{root}/after-getsockname")[0] == b"x"

@@ -271,3 +271,17 @@ def test_tls_handshake_never_stalls_the_hub(
     ticker.stop()
     print(f"TLS connect to ZooKeeper: ticker max gap {ticker.max_gap * 1000:.1f} ms")
     assert ticker.max_gap < 0.5
+
+
+@pytest.mark.parametrize("check_hostname", [False, True], ids=["no-hostname-check", "hostname-check"])
+def test_tls_four_letter_words_server_version_and_command(
+    tls_server: ZooKeeperServer, material: TLSMaterial, clients: Any, check_hostname: bool
+) -> None:
+    """kazoo 2.11's ``command()`` passes the peer's port (an int) as the TLS hostname
+    (kazoo #770); kazoo's threading handler then fails with ``AttributeError: 'int'
+    object has no attribute 'decode'``. Ours verifies the server as the address's host."""
+    client = clients(tls_server.secure_hosts, use_ssl=True, ca=material.ca_cert, check_hostname=check_hostname)
+    client.start(timeout=CONNECT_TIMEOUT)
+    assert client.command(b"ruok") == "imok"
+    version = client.server_version()
+    assert version[:2] == (3, 8), version
