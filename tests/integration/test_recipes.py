@@ -308,24 +308,11 @@ RECIPES: Dict[str, Tuple[Callable[..., Any], Callable[..., None]]] = {
 }
 
 
-#: Isolated mode's stop() ends the home hub with the work spawned into it: TreeCache's
-#: background worker, and the ``_fail_out`` SetPartitioner spawns when the session is
-#: LOST (so it never learns it failed, and waits to allocate in a session it is not a
-#: member of). Issue 9.1, being fixed on branch "home".
-_KNOWN = {
-    ("TreeCache", "restart", "isolated"): "9.1, fixed on branch home: TreeCache's worker does not outlive stop()",
-    ("SetPartitioner", "restart", "isolated"): "9.1, fixed on branch home: _fail_out spawned at LOST does not outlive stop()",
-}
-
-
 def _cases() -> Iterator[Any]:
     for mode in MODES:
         for event in EVENTS:
             for name in RECIPES:
                 marks = [pytest.mark.eventlet_handler_options(mode=mode)]
-                reason = _KNOWN.get((name, event, mode))
-                if reason:  # the partitioner's case races the hub's end: not strict
-                    marks.append(pytest.mark.xfail(strict=name == "TreeCache", reason=reason))
                 yield pytest.param(mode, event, name, id=f"{name}-{event}-{mode}", marks=marks)
 
 
