@@ -66,7 +66,7 @@ def refuse_hub_greenlet(hub: Any, current: Any) -> None:
 
 # Hubs whose whole state is BaseHub's timers and listeners (the asyncio hub's loop has more).
 _IDLE_CHECKED_HUBS = frozenset({"eventlet.hubs.epolls", "eventlet.hubs.poll", "eventlet.hubs.selects"})
-_IDLE_TIMERS_CHECKED = 32  # more timers than this, even cancelled ones: call the hub busy
+_IDLE_TIMERS_CHECKED = 256  # more timers than this, even cancelled ones: call the hub busy
 
 
 def hub_is_idle(hub: Any, bridge: Bridge) -> bool:
@@ -80,8 +80,9 @@ def hub_is_idle(hub: Any, bridge: Bridge) -> bool:
     if len(reads) != 1 or reads.get(bridge.read_fd) is not bridge.listener:
         return False
     timers, next_timers = hub.timers, hub.next_timers
-    if len(timers) + len(next_timers) > _IDLE_TIMERS_CHECKED:
-        return False
+    queued = len(timers) + len(next_timers)
+    if queued > _IDLE_TIMERS_CHECKED or queued > hub.timers_canceled:
+        return False  # the hub counts cancelled timers: more queued means one is live
     return all(t[1].called for t in timers) and all(t[1].called for t in next_timers)
 
 
