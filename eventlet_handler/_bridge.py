@@ -189,7 +189,7 @@ class Bridge:
         # The hub's read listener for the pipe, run in the hub greenlet (rule 2).
         with self._lock:
             self._wake_pending = False
-            _selfpipe.drain(self._rfd)
+            _selfpipe.take_byte(self._rfd)  # rule 4: one read, not a read until EAGAIN
             closed = self._closed
         self._run_batch()
         if closed or self._generation != _fork_generation:
