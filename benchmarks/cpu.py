@@ -27,7 +27,8 @@ import time
 from typing import Any, Callable, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-METRICS = ["zk_get", "roundtrip", "dispatch"]
+METRICS = ["zk_get", "pipelined", "fanout", "roundtrip", "rawlink", "dispatch"]
+ZK_METRICS = ("zk_get", "pipelined", "fanout")
 NATIVE_CALLER = "ours-isolated-native"  # isolated mode, called from a thread with no hub
 
 
@@ -81,7 +82,7 @@ def child(family: str, metric: str, hosts: str, n: int, profile_dir: str = "") -
         runtime, handler = fam.make_family(family)
     for name in filter(None, os.environ.get("CPU_PROTOTYPES", "").split(",")):
         __import__(name)  # a prototype module that patches the package (measuring ideas)
-    if metric == "zk_get":
+    if metric in ZK_METRICS:
         client = fam.start_client(hosts, handler)
         for _ in range(200):
             client.get_async(fam.SEQ_PATH).get(timeout=5)
@@ -90,6 +91,29 @@ def child(family: str, metric: str, hosts: str, n: int, profile_dir: str = "") -
             for _ in range(n):
                 client.get_async(fam.SEQ_PATH).get(timeout=5)
             return n
+
+        if metric == "pipelined":
+            def run() -> int:
+                results = [client.get_async(fam.SEQ_PATH) for _ in range(n * 5)]
+                for result in results:
+                    result.get(timeout=60)
+                return n * 5
+        elif metric == "fanout":  # per watch callback: 1000 watches, one set()
+            def run() -> int:
+                done = handler.event_object()
+                count = [0]
+
+                def watcher(event: Any) -> None:
+                    count[0] += 1
+                    if count[0] == 1000:
+                        done.set()
+
+                for result in [client.get_async(fam.WATCH_PATH, watch=lambda e: watcher(e))
+                               for _ in range(1000)]:
+                    result.get(timeout=20)
+                client.set_async(fam.WATCH_PATH, b"x").get(timeout=10)
+                done.wait(10)
+                return 1000
     else:
         handler.start()
         if metric == "roundtrip":
@@ -98,6 +122,16 @@ def child(family: str, metric: str, hosts: str, n: int, profile_dir: str = "") -
                     result = handler.async_result()
                     handler.spawn(result.set, i)
                     result.get(timeout=5.0)
+                return n
+        elif metric == "rawlink":
+            def run() -> int:
+                ran = handler.event_object()
+                for _ in range(n):
+                    ran.clear()
+                    result = handler.async_result()
+                    result.rawlink(lambda r: ran.set())
+                    result.set(1)
+                    ran.wait(5)
                 return n
         else:
             from kazoo.protocol.states import Callback

@@ -188,15 +188,22 @@ def goals_issue10(summary: Dict[str, Any], baseline: Dict[str, Dict[str, float]]
     results: List[Dict[str, Any]] = []
 
     def ratio_goal(fam: str, metric: str, other: str, at_least: float, label: str) -> None:
-        if _cell(summary, fam, metric) is None or _cell(summary, other, metric) is None:
+        mine_cell, theirs_cell = _cell(summary, fam, metric), _cell(summary, other, metric)
+        if mine_cell is None or theirs_cell is None:
             return
-        r = speedup(metric, m(fam, metric), m(other, metric))
-        measured = "n/a" if r is None else (
-            f"{r:.2f}x {other} ({fmt_value(metric, m(fam, metric))} vs {fmt_value(metric, m(other, metric))})")
-        if r is None:  # one side failed: say which
-            measured = f"{_cell(summary, fam, metric)['status']} vs {_cell(summary, other, metric)['status']}"
-        results.append(_goal(f"{label}", fam, measured, f">= {at_least:g}x {other}",
-                             None if r is None and m(fam, metric) is not None else (r is not None and r >= at_least)))
+        mine, theirs = m(fam, metric), m(other, metric)
+        target = f">= {at_least:g}x {other}"
+        if mine is None or theirs is None:  # a side measured no value: say which
+            measured = f"{mine_cell['status']} vs {theirs_cell['status']}"
+            results.append(_goal(label, fam, measured, target, False if mine is None else None))
+            return
+        r = speedup(metric, mine, theirs)
+        values = f"{fmt_value(metric, mine)} vs {fmt_value(metric, theirs)}"
+        if r is None:  # a zero: ops/s of 0 loses to anything above it
+            met = False if info(metric)[2] and mine <= 0 < theirs else None
+            results.append(_goal(label, fam, values, target, met))
+            return
+        results.append(_goal(label, fam, f"{r:.2f}x {other} ({values})", target, r >= at_least))
 
     scale = [f"{SCALE_PREFIX}{c}" for c in scale_levels(summary)]
     for metric in ISOLATED_VS_KT + scale:
