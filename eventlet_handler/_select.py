@@ -22,11 +22,18 @@ Rules:
    fds are mostly ready). So that a busy loop cannot starve its hub, every
    ``FAIR_EVERY``-th fast answer in a row (counted per hub, on the hub object)
    first yields with ``eventlet.sleep(0)``.
+5. Idle hub (``_parking.hub_is_idle``: no live timer, no listener but the bridge's
+   pump): the wait is one native ``poll()`` of the fds and the bridge's fd, with the
+   caller's timeout; no listener is added and removed (an ``epoll_ctl`` pair each, each
+   releasing the GIL) and the hub loop does not run. Only a bridge call can give that
+   hub work, and its fd wakes the poll; then the select goes on green, where the pump
+   runs first.
 """
 
 from __future__ import annotations
 
 import errno
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import eventlet
@@ -34,12 +41,14 @@ import greenlet
 from eventlet import hubs, patcher
 from kazoo.handlers.utils import fileobj_to_fd
 
-from ._parking import refuse_hub_greenlet
+from ._bridge import open_bridge_of
+from ._parking import hub_is_idle, refuse_hub_greenlet
 
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
 FAIR_EVERY = 32
+_clock = time.monotonic
 _FAST_ANSWERS = "_eventlet_handler_fast_selects"  # fast answers in a row, on each hub
 
 Ready = Tuple[List[Any], List[Any], List[Any]]
@@ -93,6 +102,11 @@ def select(
         if ready is not None:
             return ready
     setattr(hub, _FAST_ANSWERS, 0)
+    bridge = open_bridge_of(hub)
+    if bridge is not None and hub_is_idle(hub, bridge):  # rule 5
+        ready, timeout = _wait_natively(readers, writers, bridge.read_fd, timeout)
+        if ready is not None:
+            return ready
     call = _Call(hub, current)
     listeners: List[Any] = []
     timers: List[Any] = []
@@ -114,14 +128,33 @@ def select(
 
 def _ready_now(readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
     """What is ready this instant (one unpatched ``poll(0)``), or None if nothing."""
+    return _answer(_poller(readers, writers).poll(0), readers, writers)
+
+
+def _wait_natively(
+    readers: Dict[int, Any], writers: Dict[int, Any], bridge_fd: int, timeout: Optional[float],
+) -> Tuple[Optional[Ready], Optional[float]]:
+    """Rule 5: (the answer, None) or, if a bridge call woke the poll, (None, time left)."""
+    poller = _poller(readers, writers)
+    poller.register(bridge_fd, _select_mod.POLLIN)
+    deadline = None if timeout is None else _clock() + timeout
+    events = poller.poll(None if timeout is None else timeout * 1000.0)
+    ready = _answer(events, readers, writers)
+    if ready is not None or not events:
+        return ready or ([], [], []), None
+    return None, None if deadline is None else max(0.0, deadline - _clock())
+
+
+def _poller(readers: Dict[int, Any], writers: Dict[int, Any]) -> Any:
     poller = _select_mod.poll()
     for fd in readers:
         poller.register(fd, _select_mod.POLLIN | _select_mod.POLLPRI)
     for fd in writers:
         poller.register(fd, (_select_mod.POLLIN | _select_mod.POLLOUT) if fd in readers else _select_mod.POLLOUT)
-    events = poller.poll(0)
-    if not events:
-        return None
+    return poller
+
+
+def _answer(events: List[Tuple[int, int]], readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
     readable = [readers[fd] for fd, ev in events if fd in readers and ev & _READABLE]
     writable = [writers[fd] for fd, ev in events if fd in writers and ev & _WRITABLE]
     return (readable, writable, []) if readable or writable else None
