@@ -4,7 +4,7 @@
 
 FAMILY: ours-shared, ours-isolated, K-E, K-G, K-T, raw, eventlet-floor (the floor: what bare
         eventlet primitives do in one hub, no handler; local group only).
-GROUP:  local (no ZooKeeper), zk, scale (one concurrency per process).
+GROUP:  local (no ZooKeeper), zk, scale (one concurrency per process), memory.
 
 Each metric is printed as one JSON line as soon as it is measured, so a
 later crash or hang loses only what had not been measured yet. Nothing is
@@ -524,6 +524,71 @@ def raw_zk_metrics(hosts: str, quick: bool) -> None:
         zk.close()
 
 
+# -- memory -------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _thread_count(family: str) -> int:
+    """Live native threads, the handler's hub threads (unpatched threading) included."""
+    idents = {t.ident for t in threading.enumerate()}
+    if family.startswith("ours-"):
+        from eventlet import patcher
+
+        idents |= {t.ident for t in patcher.original("threading").enumerate()}
+    return len(idents)
+
+
+def metric_memory(runtime: Runtime, hosts: str, family: str, quick: bool) -> None:
+    """Bytes per pending request and per idle client, beside kazoo's handlers.
+
+    Pending request: what the handler adds to each request kazoo holds in flight,
+    one ``async_result()`` (kazoo's request objects are the same for every handler);
+    tracemalloc over 10,000 of them. Idle client: a started, connected, idle
+    ``KazooClient`` with the family's handler; process RSS (thread stacks included)
+    and tracemalloc, over 8 clients started one after the other.
+    """
+    import gc
+    import tracemalloc
+
+    _, handler = make_family(family)
+    handler.start()
+    count = 10_000
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    results = [handler.async_result() for _ in range(count)]
+    per_result = (tracemalloc.get_traced_memory()[0] - base) / count
+    tracemalloc.stop()
+    del results
+    handler.stop()
+    emit("mem_pending_request", per_result, "bytes", n=count)
+
+    clients = []
+    n = 4 if quick else 8
+    first = start_client(hosts, make_family(family)[1])  # imports, first-use caches
+    runtime.sleep(0.2)
+    gc.collect()
+    rss = _rss_bytes()
+    tracemalloc.start()
+    traced = tracemalloc.get_traced_memory()[0]
+    threads = _thread_count(family)
+    for _ in range(n):
+        clients.append(start_client(hosts, make_family(family)[1]))
+    runtime.sleep(0.5)  # idle: pings only
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] - traced
+    tracemalloc.stop()
+    rss = _rss_bytes() - rss
+    emit("mem_idle_client", rss / n, "bytes", n=n, traced_bytes=traced / n,
+         threads=(_thread_count(family) - threads) / n)
+    for client in clients + [first]:
+        bounded_cleanup(client.stop)
+
+
 # -- scale ----------------------------------------------------------------------------
 
 
@@ -619,7 +684,7 @@ def bounded_cleanup(fn: Callable[[], Any], seconds: float = 2.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("family")
-    parser.add_argument("group", choices=["local", "zk", "scale"])
+    parser.add_argument("group", choices=["local", "zk", "scale", "memory"])
     parser.add_argument("--hosts", default="")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--concurrency", type=int, default=1)
@@ -632,6 +697,13 @@ def main() -> None:
         if args.group == "zk":
             guarded("zk_get_p50", raw_zk_metrics, args.hosts, quick)
         emit("done")
+        os._exit(0)
+
+    if args.group == "memory":
+        runtime = make_family(args.family)[0]
+        guarded("mem_pending_request", metric_memory, runtime, args.hosts, args.family, quick)
+        emit("done")
+        sys.stdout.flush()
         os._exit(0)
 
     runtime, handler = make_family(args.family)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 # metric -> (label, unit shown, higher is better)
@@ -14,6 +16,8 @@ METRICS = {
     "zk_get_p50": ("ZooKeeper sequential get() p50", "µs", False),
     "pipelined_ops": ("10k pipelined get_async()", "ops/s", True),
     "watch_fanout_ms": ("1000 data watches fired by one set()", "ms", False),
+    "mem_pending_request": ("memory per pending request (its async_result)", "bytes", False),
+    "mem_idle_client": ("memory per idle connected client (RSS)", "bytes", False),
 }
 SCALE_PREFIX = "scale_"  # scale_<C>: one metric per concurrency level the run measured
 
@@ -130,6 +134,116 @@ def goals(summary: Dict[str, Any]) -> List[Dict[str, Any]]:
     return results
 
 
+# -- issue 10: isolated mode at native speed ----------------------------------------
+
+ISOLATED_VS_KT = ["dispatch", "roundtrip", "rawlink_p50", "native_wake_p50", "waiters_1000_ms",
+                  "zk_get_p50", "pipelined_ops", "watch_fanout_ms"]  # + every scale level
+SHARED_VS_FLOOR = ["dispatch", "roundtrip", "rawlink_p50", "waiters_1000_ms"]
+FLOOR_SHARE = 0.95
+_NUMBER = re.compile(r"^([0-9][0-9.]*)(k?)")
+
+
+def readme_table(path: Path) -> Dict[str, Dict[str, float]]:
+    """{family: {metric: value}} from the README's Performance table ({} if absent).
+
+    The table is the one ``render_markdown`` writes, so its row labels name the metrics.
+    Each value is moved by half its last printed digit towards "worse", so a run is
+    never called slower than the table only because the table rounds.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    labels = {f"{info(m)[0]} ({info(m)[1]})": m for m in METRICS}
+    out: Dict[str, Dict[str, float]] = {}
+    families: List[str] = []
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 2:
+            families = [] if not line.startswith("|") else families
+            continue
+        if cells[0] == "metric":
+            families = cells[1:]
+            continue
+        scale = re.match(r"scale C=(\d+) get/set loop", cells[0])
+        metric = f"{SCALE_PREFIX}{scale.group(1)}" if scale else labels.get(cells[0])
+        if not families or metric is None:
+            continue
+        for family, text in zip(families, cells[1:]):
+            number = _NUMBER.match(text)
+            if number:
+                digits = number.group(1)
+                scale_by = (1000 if number.group(2) else 1) * (1024 if "KiB" in text else 1)
+                decimals = len(digits.split(".")[1]) if "." in digits else 0
+                half = 0.5 * 10 ** -decimals * scale_by
+                value = float(digits) * scale_by
+                out.setdefault(family, {})[metric] = value - (half if info(metric)[2] else -half)
+    return out
+
+
+def goals_issue10(summary: Dict[str, Any], baseline: Dict[str, Dict[str, float]]) -> List[Dict[str, Any]]:
+    """Issue 10's goals: isolated mode >= K-T on every row both measure, shared mode's
+    three targets, no row slower than the README's table, memory beside K-T's."""
+    m = lambda fam, metric: _median(summary, fam, metric)  # noqa: E731
+    results: List[Dict[str, Any]] = []
+
+    def ratio_goal(fam: str, metric: str, other: str, at_least: float, label: str) -> None:
+        mine_cell, theirs_cell = _cell(summary, fam, metric), _cell(summary, other, metric)
+        if mine_cell is None or theirs_cell is None:
+            return
+        mine, theirs = m(fam, metric), m(other, metric)
+        target = f">= {at_least:g}x {other}"
+        if mine is None or theirs is None:  # a side measured no value: say which
+            measured = f"{mine_cell['status']} vs {theirs_cell['status']}"
+            results.append(_goal(label, fam, measured, target, False if mine is None else None))
+            return
+        r = speedup(metric, mine, theirs)
+        values = f"{fmt_value(metric, mine)} vs {fmt_value(metric, theirs)}"
+        if r is None:  # a zero: ops/s of 0 loses to anything above it
+            met = False if info(metric)[2] and mine <= 0 < theirs else None
+            results.append(_goal(label, fam, values, target, met))
+            return
+        results.append(_goal(label, fam, f"{r:.2f}x {other} ({values})", target, r >= at_least))
+
+    scale = [f"{SCALE_PREFIX}{c}" for c in scale_levels(summary)]
+    for metric in ISOLATED_VS_KT + scale:
+        ratio_goal("ours-isolated", metric, "K-T", 1.0, info(metric)[0])
+    ratio_goal("ours-shared", "zk_get_p50", "K-T", 1.0, info("zk_get_p50")[0])
+    ratio_goal("ours-shared", "watch_fanout_ms", "K-G", 1.0, info("watch_fanout_ms")[0])
+    for metric in SHARED_VS_FLOOR:
+        ratio_goal("ours-shared", metric, FLOOR, FLOOR_SHARE, info(metric)[0])
+    for fam in OURS:
+        if fam not in summary or fam not in baseline:
+            continue
+        slower = []
+        compared = 0
+        for metric, before in baseline[fam].items():
+            if metric.startswith("mem_") or _cell(summary, fam, metric) is None:
+                continue
+            compared += 1
+            r = speedup(metric, m(fam, metric), before)
+            if r is None or r < 1.0:
+                slower.append(f"{metric} " + ("failed" if r is None else f"{r:.2f}x"))
+        results.append(_goal("no row slower than the README's table", fam,
+                             f"{len(slower)} of {compared} rows slower" + (": " + ", ".join(slower) if slower else ""),
+                             "0 rows slower", not slower))
+    for metric in ("mem_pending_request", "mem_idle_client"):
+        fams = [f for f in ("ours-shared", "ours-isolated", "K-T") if m(f, metric) is not None]
+        if fams:
+            text = ", ".join(f"{f} {fmt_value(metric, m(f, metric))}" for f in fams)
+            threads = [f"{f} {_threads(summary, f, metric)}" for f in fams if _threads(summary, f, metric)]
+            if threads:
+                text += "; native threads per client: " + ", ".join(threads)
+            results.append(_goal(info(metric)[0], "all", text, "reported beside K-T", None))
+    return results
+
+
+def _threads(summary: Dict[str, Any], family: str, metric: str) -> str:
+    cell = _cell(summary, family, metric)
+    values = sorted(r["threads"] for r in (cell or {}).get("rounds", []) if r.get("threads") is not None)
+    return f"{values[len(values) // 2]:g}" if values else ""
+
+
 def stats_overhead(summary: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     cell = _cell(summary, "ours-shared", "stats_overhead")
     if not cell or not cell["rounds"]:
@@ -152,6 +266,8 @@ def fmt_value(metric: str, value: float) -> str:
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
     if unit == "µs":
         return f"{value:.1f} µs" if value < 100 else f"{value:.0f} µs"
+    if unit == "bytes":
+        return f"{value / 1024:.1f} KiB" if value >= 10 * 1024 else f"{value:.0f} B"
     return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
 
 
@@ -224,6 +340,11 @@ def render_table(doc: Dict[str, Any]) -> str:
     for g in doc["goals"]:
         mark = {True: "met", False: "MISSED", None: "n/a"}[g["met"]]
         out.append(f"  [{mark:6s}] {g['family']:13s} {g['goal']}: {g['measured']} (target {g['target']})")
+    if doc.get("goals_issue10"):
+        out += ["", "goals (issue 10: isolated mode >= K-T, shared mode's targets, vs the README's table):"]
+        for g in doc["goals_issue10"]:
+            mark = {True: "met", False: "MISSED", None: "info"}[g["met"]]
+            out.append(f"  [{mark:6s}] {g['family']:13s} {g['goal']}: {g['measured']} (target {g['target']})")
     so = doc.get("stats_overhead")
     if so:
         out += ["", "stats overhead (ours-shared dispatch, callbacks/s): "

@@ -38,8 +38,10 @@ from rawzk import RawZooKeeper  # noqa: E402
 
 FAMILIES = ["ours-shared", "ours-isolated", "K-E", "K-G", "K-T", "raw", "eventlet-floor"]
 ONLY_GROUPS = {"raw": {"zk"}, "eventlet-floor": {"local"}}  # families that run one group only
+MEMORY_FAMILIES = {"ours-shared", "ours-isolated", "K-E", "K-G", "K-T"}
 LOCAL_METRICS = ["dispatch", "roundtrip", "rawlink_p50", "native_wake_p50", "waiters_1000_ms"]
 ZK_METRICS = ["zk_get_p50", "pipelined_ops", "watch_fanout_ms"]
+MEMORY_METRICS = ["mem_pending_request", "mem_idle_client"]
 RAW_METRICS = ["zk_get_p50", "pipelined_ops"]
 SCALE_LEVELS = [1, 100, 1000, 10000]
 
@@ -67,9 +69,13 @@ class Job:
             return LOCAL_METRICS + extra
         if self.group == "zk":
             return RAW_METRICS if family == "raw" else ZK_METRICS
+        if self.group == "memory":
+            return MEMORY_METRICS
         return [f"scale_{self.concurrency}"]
 
     def applies_to(self, family: str) -> bool:
+        if self.group == "memory":
+            return family in MEMORY_FAMILIES
         return self.group in ONLY_GROUPS.get(family, {self.group})
 
 
@@ -198,7 +204,9 @@ def main() -> int:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--scale", default=",".join(map(str, SCALE_LEVELS)), help="concurrency levels")
     parser.add_argument("--duration", type=float, default=None, help="seconds per scale run")
-    parser.add_argument("--jobs", default="local,zk,scale", help="which job groups to run")
+    parser.add_argument("--jobs", default="local,zk,scale,memory", help="which job groups to run")
+    parser.add_argument("--baseline", default=str(HERE.parent / "README.md"),
+                        help="the README whose Performance table no row may fall behind (issue 10)")
     parser.add_argument("--out", default=str(HERE / "results"), help="directory for latest.json/png")
     parser.add_argument("--name", default="latest", help="output file stem")
     parser.add_argument("--report-only", metavar="JSON", help="re-print the table and chart of a results file")
@@ -207,6 +215,7 @@ def main() -> int:
     if args.report_only:
         doc = json.loads(Path(args.report_only).read_text())
         doc["goals"] = report.goals(doc["metrics"])
+        doc["goals_issue10"] = report.goals_issue10(doc["metrics"], report.readme_table(Path(args.baseline)))
         if args.markdown:
             print(report.render_markdown(doc))
             return 0
@@ -226,6 +235,8 @@ def main() -> int:
         jobs.append(Job("zk", 90.0 if args.quick else 120.0))
     if "scale" in groups:
         jobs += [Job("scale", duration + 45.0, c) for c in levels]
+    if "memory" in groups:
+        jobs.append(Job("memory", 90.0))
 
     from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
@@ -276,6 +287,7 @@ def main() -> int:
     }
     doc["ratios_vs_KE"] = report.ratios(summary)
     doc["goals"] = report.goals(summary)
+    doc["goals_issue10"] = report.goals_issue10(summary, report.readme_table(Path(args.baseline)))
     doc["stats_overhead"] = report.stats_overhead(summary)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,11 @@ Rules this module relies on (and keeps):
 7. The pump drains ``range(len(calls))`` per wake-up: calls queued while a batch
    runs are seen on the next round, so a call that queues another cannot starve
    the hub.
-8. A hub's bridge is an attribute of the hub object, so finding it costs one
+8. A thread parked natively in its own hub (``_parking``'s idle-hub wait) registers its
+   lock as the bridge's *sleeper*: a call queued meanwhile writes the wake byte as
+   usual and also releases the sleeper, which then goes back to waiting green, so
+   the pump runs in the hub greenlet as rule 1 wants.
+9. A hub's bridge is an attribute of the hub object, so finding it costs one
    ``getattr``. After ``fork()`` the child treats every bridge of the parent as
    gone (their pipes are shared with the parent; a generation counter says so)
    and creates new ones on demand.
@@ -80,7 +84,7 @@ class Bridge:
 
     __slots__ = (
         "_calls", "_lock", "_wake_pending", "_closed", "_rfd", "_wfd",
-        "_generation", "calls_run", "pump_exited", "_hub", "_listener",
+        "_generation", "calls_run", "pump_exited", "_hub", "_listener", "_sleeper",
     )
 
     def __init__(self, hub: Any) -> None:
@@ -93,6 +97,7 @@ class Bridge:
         self.calls_run = 0
         self.pump_exited = False
         self._hub = hub
+        self._sleeper: Any = None
         self._listener = hub.add(hub.READ, self._rfd, self._pump, self._pump_failed, _noop)
         assert current_hub() is hub, "a bridge must be created in its hub's thread"
 
@@ -120,6 +125,39 @@ class Bridge:
             if not self._wake_pending:
                 self._wake_pending = True
                 self._write_wake_byte_never_blocks()
+            if self._sleeper is not None:
+                self._interrupt_sleeper()
+
+    @property
+    def read_fd(self) -> int:
+        """The fd that turns readable when calls are queued (-1 once retired)."""
+        return self._rfd
+
+    @property
+    def listener(self) -> Any:
+        """The pump's read listener in the hub (what an idle check expects to find)."""
+        return self._listener
+
+    def park_sleeper(self, lock: Any) -> bool:
+        """Register ``lock`` (held) as the sleeper (rule 8); False if calls are already
+        queued or the bridge is closed: then do not sleep natively. The hub's own thread."""
+        with self._lock:
+            if self._calls or self._closed:
+                return False
+            self._sleeper = lock
+            return True
+
+    def unpark_sleeper(self) -> None:
+        """Forget the sleeper registered by :meth:`park_sleeper`. The hub's own thread."""
+        self._sleeper = None
+
+    def _interrupt_sleeper(self) -> None:
+        # Caller holds self._lock (rule 8).
+        sleeper, self._sleeper = self._sleeper, None
+        try:
+            sleeper.release()
+        except RuntimeError:  # its waker was first
+            pass
 
     def close(self) -> None:
         """Refuse new calls; the pump runs the ones already queued, then exits.
@@ -145,7 +183,7 @@ class Bridge:
         # The hub's read listener for the pipe, run in the hub greenlet (rule 2).
         with self._lock:
             self._wake_pending = False
-            _selfpipe.drain(self._rfd)
+            _selfpipe.take_byte(self._rfd)  # rule 4: one read, not a read until EAGAIN
             closed = self._closed
         self._run_batch()
         if closed or self._generation != fork_generation():

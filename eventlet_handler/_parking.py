@@ -14,22 +14,35 @@ place:
 3. Waking is idempotent, never blocks and never switches; a waiter that already
    timed out ignores a late wake.
 4. Nobody may block in the hub greenlet itself: that is refused with an error.
+5. Idle hub, native wait: a green caller whose hub has nothing else to do (no live
+   timer, no fd listener but its bridge's pump, nothing closed pending; checked by
+   :func:`hub_is_idle`, epoll/poll/select hubs only) parks on a native lock instead,
+   registered as its bridge's sleeper: a waker then wakes it with one lock release,
+   no pipe byte and no hub loop on either side. Nothing can give that hub work
+   except a bridge call (its other green threads are all parked on events that only
+   a call or this caller can send), and a bridge call interrupts the native wait:
+   the caller then waits green for the rest of its timeout, so the call runs in the
+   hub greenlet at once. A waiter is *native* while ``hub`` is None; it publishes
+   ``hub`` before it waits green, and a waker sets ``woken`` before it reads ``hub``,
+   so one of the two always sees the other.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import greenlet
 from eventlet import event as green_event
 from eventlet import patcher
 
-from ._bridge import BridgeClosed, bridge_of
+from ._bridge import Bridge, BridgeClosed, bridge_of
 from ._hubs import current_hub
 
 _thread: Any = patcher.original("_thread")
 allocate_lock: Callable[[], Any] = _thread.allocate_lock
+_clock = time.monotonic
 
 
 def check_timeout(timeout: Optional[float], what: str = "timeout") -> Optional[float]:
@@ -52,41 +65,102 @@ def refuse_hub_greenlet(hub: Any, current: Any) -> None:
         )
 
 
+# Hubs whose whole state is BaseHub's timers and listeners (the asyncio hub's loop has more).
+_IDLE_CHECKED_HUBS = frozenset({"eventlet.hubs.epolls", "eventlet.hubs.poll", "eventlet.hubs.selects"})
+_IDLE_TIMERS_CHECKED = 256  # more timers than this, even cancelled ones: call the hub busy
+
+
+def hub_is_idle(hub: Any, bridge: Bridge) -> bool:
+    """Rule 5: True if nothing but a bridge call can give ``hub`` work. Its own thread.
+
+    Cheapest and most telling test first: a busy hub (a green thread just woken, a
+    sleep, a timeout) has a fresh timer, and the hub counts its cancelled ones.
+    """
+    timers = hub.timers
+    if hub.next_timers or len(timers) > hub.timers_canceled or len(timers) > _IDLE_TIMERS_CHECKED:
+        return False
+    if type(hub).__module__ not in _IDLE_CHECKED_HUBS or hub.closed:
+        return False
+    listeners, secondaries = hub.listeners, hub.secondaries
+    if listeners[hub.WRITE] or secondaries[hub.READ] or secondaries[hub.WRITE]:
+        return False
+    reads = listeners[hub.READ]
+    if len(reads) != 1 or reads.get(bridge.read_fd) is not bridge.listener:
+        return False
+    return all(t[1].called for t in timers)  # the count is a hint: trust only the timers
+
+
 class Waiter:
     """One parked caller; created in the thread (and hub) that will wait on it."""
 
-    __slots__ = ("hub", "_event", "_lock")
+    __slots__ = ("hub", "woken", "_event", "_lock", "_bridge")
 
     def __init__(self) -> None:
         hub = current_hub()
-        self.hub = hub
-        self._event: Any
-        self._lock: Any
+        self.woken = False
+        self._event: Any = None
+        self._bridge: Optional[Bridge] = None
         if hub is None:
-            self._event = None
+            self.hub = None
             self._lock = allocate_lock()
             self._lock.acquire()
             return
         refuse_hub_greenlet(hub, greenlet.getcurrent())
-        bridge_of(hub, create=True)
+        bridge = bridge_of(hub, create=True)
+        if hub_is_idle(hub, bridge):  # rule 5: native until a bridge call needs the hub
+            self.hub = None
+            self._bridge = bridge
+            self._lock = allocate_lock()
+            self._lock.acquire()
+            return
+        self.hub = hub
         self._event = green_event.Event()
         self._lock = None
 
     def wait(self, timeout: Optional[float]) -> bool:
         """Block the creating caller; True if woken, False if ``timeout`` ran out."""
-        if self._event is None:
+        if self._event is not None:
+            return self._event.wait(timeout) is not None
+        bridge = self._bridge
+        if bridge is None:
             return bool(self._lock.acquire(True, -1 if timeout is None else timeout))
-        return self._event.wait(timeout) is not None
+        return self._wait_idle_hub(bridge, timeout)
+
+    def _wait_idle_hub(self, bridge: Bridge, timeout: Optional[float]) -> bool:
+        # Rule 5: natively while the hub stays idle, green once a bridge call came.
+        deadline = None if timeout is None else _clock() + timeout
+        if bridge.park_sleeper(self._lock):
+            try:
+                got = self._lock.acquire(True, -1 if timeout is None else timeout)
+            finally:
+                bridge.unpark_sleeper()
+            if self.woken:
+                return True
+            if not got:
+                return False
+        self._event = green_event.Event()
+        self.hub = bridge._hub  # published before woken is read: see rule 5
+        if self.woken:
+            return True
+        remaining = None if deadline is None else max(0.0, deadline - _clock())
+        return self._event.wait(remaining) is not None or self.woken
 
     def wake(self) -> None:
         """Wake the waiter; any thread, any hub (rule 3)."""
         wake_all([self])
 
     def _release(self) -> None:
+        self.woken = True
         try:
             self._lock.release()
         except RuntimeError:  # already woken
             pass
+        hub = self.hub
+        if hub is not None:  # rule 5: it went green meanwhile
+            if hub is current_hub():
+                self._send()
+            else:
+                _post(hub, _send_all, [self])
 
     def _send(self) -> None:
         if not self._event.ready():

@@ -34,11 +34,18 @@ Rules:
 7. Once woken, a select polls once more and returns everything ready then, as
    the stdlib does; only if nothing is (the fd was drained meanwhile) does it
    return the answer that woke it.
+8. Idle hub (``_parking.hub_is_idle``: no live timer, no listener but the bridge's
+   pump): the wait is one native ``poll()`` of the fds and the bridge's fd, with the
+   caller's timeout; no listener is added and removed (an ``epoll_ctl`` pair each, each
+   releasing the GIL) and the hub loop does not run. Only a bridge call can give that
+   hub work, and its fd wakes the poll; then the select goes on green, where the pump
+   runs first.
 """
 
 from __future__ import annotations
 
 import errno
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import eventlet
@@ -46,13 +53,15 @@ import greenlet
 from eventlet import patcher
 from kazoo.handlers.utils import fileobj_to_fd
 
+from ._bridge import bridge_of
 from ._hubs import current_hub
-from ._parking import refuse_hub_greenlet
+from ._parking import hub_is_idle, refuse_hub_greenlet
 
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
 FAIR_EVERY = 32
+_clock = time.monotonic
 _FAST_ANSWERS = "_eventlet_handler_fast_selects"  # fast answers in a row, on each hub
 _SHARED = "_eventlet_handler_select_listeners"  # {(evtype, fd): _Shared}, on each hub
 
@@ -148,6 +157,11 @@ def select(
     if timeout == 0:  # rule 5: a poll registers nothing
         eventlet.sleep(0)
         return _ready_now(readers, writers) or ([], [], [])
+    bridge = bridge_of(hub)
+    if bridge is not None and hub_is_idle(hub, bridge):  # rule 8
+        ready, timeout = _wait_natively(readers, writers, bridge.read_fd, timeout)
+        if ready is not None:
+            return ready
     call = _Call(hub, current)
     joined: List[_Shared] = []
     timers: List[Any] = []
@@ -170,14 +184,34 @@ def select(
 
 def _ready_now(readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float] = 0) -> Optional[Ready]:
     """What is ready (one unpatched ``poll``, by default not waiting), or None if nothing."""
+    events = _poller(readers, writers).poll(None if timeout is None else timeout * 1000.0)
+    return _answer(events, readers, writers)
+
+
+def _wait_natively(
+    readers: Dict[int, Any], writers: Dict[int, Any], bridge_fd: int, timeout: Optional[float],
+) -> Tuple[Optional[Ready], Optional[float]]:
+    """Rule 8: (the answer, None) or, if a bridge call woke the poll, (None, time left)."""
+    poller = _poller(readers, writers)
+    poller.register(bridge_fd, _select_mod.POLLIN)
+    deadline = None if timeout is None else _clock() + timeout
+    events = poller.poll(None if timeout is None else timeout * 1000.0)
+    ready = _answer(events, readers, writers)
+    if ready is not None or not events:
+        return ready or ([], [], []), None
+    return None, None if deadline is None else max(0.0, deadline - _clock())
+
+
+def _poller(readers: Dict[int, Any], writers: Dict[int, Any]) -> Any:
     poller = _select_mod.poll()
     for fd in readers:
         poller.register(fd, _select_mod.POLLIN | _select_mod.POLLPRI)
     for fd in writers:
         poller.register(fd, (_select_mod.POLLIN | _select_mod.POLLOUT) if fd in readers else _select_mod.POLLOUT)
-    events = poller.poll(None if timeout is None else timeout * 1000.0)
-    if not events:
-        return None
+    return poller
+
+
+def _answer(events: List[Tuple[int, int]], readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
     readable = [readers[fd] for fd, ev in events if fd in readers and ev & _READABLE]
     writable = [writers[fd] for fd, ev in events if fd in writers and ev & _WRITABLE]
     return (readable, writable, []) if readable or writable else None

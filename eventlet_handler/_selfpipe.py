@@ -45,6 +45,16 @@ def drain(rfd: int) -> None:
         pass
 
 
+def take_byte(rfd: int) -> None:
+    """Take the one byte rule 2 allows with a single read (:func:`drain` needs a second
+    read to meet EAGAIN); never blocks. A byte left over would only make the read end
+    readable once more. Any thread."""
+    try:
+        _os.read(rfd, 64)
+    except BlockingIOError:
+        pass
+
+
 def close_fds(*fds: int) -> None:
     """Close each fd that is not -1, ignoring one already closed. Any thread."""
     for fd in fds:

@@ -1,7 +1,8 @@
 """Counters, gauges and slow-callback detection for a handler's callback queues.
 
 Cheap enough to stay on: per callback, two ``time.monotonic()`` calls, a few
-integer updates and one store into a fixed ring of recent durations. Written
+integer updates and one store into a fixed, preallocated ring of recent durations
+(indexed by the run count, so no length check; a power of two, so a mask). Written
 only by the queue's worker green thread; read (as a snapshot, slightly stale at
 worst) from any thread.
 """
@@ -14,7 +15,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 LOG = logging.getLogger("eventlet_handler")
 
-_RING = 1024
+_RING = 1024  # a power of two: the ring index is run & _MASK
+_MASK = _RING - 1
+_NEVER = float("inf")
 
 
 def unwrap(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,7 +41,7 @@ class QueueStats:
 
     __slots__ = (
         "label", "run", "failed", "slow", "slowest_seconds", "slowest_name",
-        "_ring", "_next", "slow_threshold",
+        "_ring", "slow_threshold", "_slow_after",
     )
 
     def __init__(self, label: str, slow_threshold: Optional[float]) -> None:
@@ -49,25 +52,21 @@ class QueueStats:
         self.slowest_seconds = 0.0
         self.slowest_name: Optional[str] = None
         self.slow_threshold = slow_threshold
-        self._ring: List[float] = []
-        self._next = 0
+        self._slow_after = _NEVER if slow_threshold is None else slow_threshold
+        self._ring: List[float] = [0.0] * _RING
 
     def record(self, func: Callable[..., Any], seconds: float, failed: bool) -> None:
         """Account one callback that held the worker for ``seconds``. Worker only."""
-        self.run += 1
+        run = self.run
+        self.run = run + 1
         if failed:
             self.failed += 1
-        ring = self._ring
-        if len(ring) < _RING:
-            ring.append(seconds)
-        else:
-            ring[self._next] = seconds
-            self._next = (self._next + 1) % _RING
+        self._ring[run & _MASK] = seconds
         if seconds > self.slowest_seconds:
             self.slowest_seconds = seconds
             self.slowest_name = describe(func)
-        threshold = self.slow_threshold
-        if threshold is not None and seconds > threshold:
+        if seconds > self._slow_after:
+            threshold = self.slow_threshold
             self.slow += 1
             LOG.warning(
                 "slow callback: %s held the %s worker for %.3f s (threshold %.3f s); "
@@ -77,7 +76,7 @@ class QueueStats:
 
     def snapshot(self, depth: int) -> Dict[str, Any]:
         """A plain dict of this queue's numbers; any thread."""
-        ring = sorted(self._ring)
+        ring = sorted(self._ring[:min(self.run, _RING)])
         return {
             "run": self.run,
             "failed": self.failed,

@@ -130,3 +130,19 @@ def test_stats_bridge_calls_are_this_handlers_own(handler: EventletHandler) -> N
         assert other.stats()["bridge_calls"] == before, "counted another handler's calls"
     finally:
         other.stop(timeout=10)
+
+
+def test_QueueStats_latencies_cover_exactly_the_last_1024_callbacks() -> None:
+    from eventlet_handler.stats import QueueStats
+
+    stats = QueueStats("watch", None)
+    assert stats.snapshot(0)["latency_max_seconds"] is None  # nothing recorded: no zeros
+    for i in range(3):
+        stats.record(int, 1.0 + i, False)
+    assert stats.snapshot(0)["latency_p50_seconds"] == 2.0
+    for i in range(1024 + 100):  # the first 100 of these and the three above fall out
+        stats.record(int, 1000.0 if i < 100 else 0.5, False)
+    snap = stats.snapshot(0)
+    assert snap["run"] == 3 + 1124
+    assert snap["latency_max_seconds"] == 0.5
+    assert snap["slowest_seconds"] == 1000.0

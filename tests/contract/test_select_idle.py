@@ -1,0 +1,97 @@
+"""select rule 5: on an idle hub the wait is one native poll that a bridge call wakes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, List, Tuple
+
+import eventlet
+from eventlet import hubs, patcher
+
+from conftest import InHub
+from eventlet_handler._bridge import bridge_of
+from eventlet_handler._hubs import current_hub
+from eventlet_handler._select import select
+
+_threading: Any = patcher.original("threading")
+_time: Any = patcher.original("time")
+_os: Any = patcher.original("os")
+NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")
+
+
+def _later(delay: float, fn: Any, *args: Any) -> None:
+    def run() -> None:
+        _time.sleep(delay)
+        fn(*args)
+
+    _threading.Thread(target=run, daemon=True).start()
+
+
+def _recording_adds(hub: Any) -> List[int]:
+    added: List[int] = []
+    original = hub.add
+
+    def add(evtype: Any, fileno: int, *rest: Any) -> Any:
+        added.append(fileno)
+        return original(evtype, fileno, *rest)
+
+    hub.add = add  # an instance attribute: only this hub, only this test
+    return added
+
+
+def test_idle_hub_select_waits_natively_and_answers(in_hub: InHub) -> None:
+    def body() -> Tuple[Any, List[int], int]:
+        bridge_of(hubs.get_hub(), create=True)
+        rfd, wfd = os.pipe()
+        added = _recording_adds(current_hub())
+        try:
+            _later(0.05, _os.write, wfd, b"x")
+            return select([rfd], [], [], 3.0), added, rfd
+        finally:
+            del current_hub().add
+            os.close(rfd)
+            os.close(wfd)
+
+    ready, added, rfd = in_hub(body)
+    assert ready == ([rfd], [], [])
+    if in_hub.name in NATIVE_WAIT_HUBS:
+        assert rfd not in added  # no listener added and removed
+
+
+def test_bridge_call_wakes_the_native_select_and_runs_first(in_hub: InHub) -> None:
+    # Only a green thread the bridge starts can make the fd readable: a native poll
+    # the bridge's fd did not wake would sit out the whole timeout.
+    def body() -> Tuple[Any, float, int]:
+        bridge = bridge_of(hubs.get_hub(), create=True)
+        rfd, wfd = os.pipe()
+        try:
+            _later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
+            started = time.monotonic()
+            ready = select([rfd], [], [], 3.0)
+            return ready, time.monotonic() - started, rfd
+        finally:
+            os.close(rfd)
+            os.close(wfd)
+
+    ready, elapsed, rfd = in_hub(body)
+    assert ready == ([rfd], [], [])
+    assert elapsed < 2.0
+
+
+def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(in_hub: InHub) -> None:
+    def body() -> Tuple[Any, float]:
+        bridge = bridge_of(hubs.get_hub(), create=True)
+        rfd, wfd = os.pipe()
+        try:
+            _later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+            started = time.monotonic()
+            ready = select([rfd], [], [], 0.4)
+            return ready, time.monotonic() - started
+        finally:
+            os.close(rfd)
+            os.close(wfd)
+
+    ready, elapsed = in_hub(body)
+    assert ready == ([], [], [])
+    assert 0.35 <= elapsed < 0.6  # the time left (0.1 s), not a fresh 0.4 s, nor nothing
