@@ -47,7 +47,7 @@ from __future__ import annotations
 import collections
 import errno
 import logging
-from typing import Any, Callable, Deque, Tuple
+from typing import Any, Callable, Deque, Literal, Tuple, overload
 
 from eventlet import patcher
 
@@ -223,6 +223,10 @@ class Bridge:
 _ATTR = "_eventlet_handler_bridge"  # a hub's bridge lives on the hub object itself
 
 
+@overload
+def bridge_of(hub: Any, *, create: Literal[True]) -> Bridge: ...
+@overload
+def bridge_of(hub: Any, *, create: bool = False) -> Bridge | None: ...
 def bridge_of(hub: Any, *, create: bool = False) -> Bridge | None:
     """``hub``'s open bridge (rule 8), or ``None`` if it has none (never had a waiter,
     shut down, or a parent's after fork). Any thread.
