@@ -164,7 +164,12 @@ def _lower_bounds() -> dict[str, str]:
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     requirements = cfg["options"]["install_requires"].split() + cfg["options.extras_require"]["tooz"].split()
-    return dict(re.match(r"([\w.-]+)>=([\d.]+)$", r).groups() for r in requirements)  # type: ignore[union-attr]
+    bounds = {}
+    for requirement in requirements:
+        match = re.fullmatch(r"([\w.-]+)>=([\d.]+)", requirement)
+        assert match, f"setup.cfg: {requirement!r} is not name>=version"
+        bounds[match.group(1)] = match.group(2)
+    return bounds
 
 
 def test_setup_cfg_lower_bounds_are_the_oldest_versions_the_matrix_runs() -> None:

@@ -51,7 +51,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         capture_output=True, text=True, timeout=200,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    sdists = list(dist.glob("eventlet_handler-*.tar.gz"))
+    sdists = list(dist.glob("eventlet[-_]handler-*.tar.gz"))
     wheels = list(dist.glob("eventlet_handler-*-py3-none-any.whl"))
     assert len(sdists) == 1 and len(wheels) == 1, list(dist.iterdir())
     return {"sdist": sdists[0], "wheel": wheels[0]}
