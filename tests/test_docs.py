@@ -175,7 +175,7 @@ def _lower_bounds() -> dict[str, str]:
 def test_setup_cfg_lower_bounds_are_the_oldest_versions_the_matrix_runs() -> None:
     compat = _compat()
     bounds = _lower_bounds()
-    assert bounds == {"kazoo": compat.KAZOO[0], "eventlet": compat.EVENTLET[0], "tooz": compat.TOOZ_OLDEST}
+    assert bounds == {"kazoo": compat.KAZOO[0], "eventlet": compat.EVENTLET_FLOOR, "tooz": compat.TOOZ_OLDEST}
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     assert cfg["options"]["python_requires"].strip() == f">={compat.PYTHON_OLDEST}"

@@ -43,9 +43,11 @@ README = ROOT / "README.md"
 README_START, README_END = "<!-- compat-matrix:start -->", "<!-- compat-matrix:end -->"
 
 KAZOO = ("2.9.0", "2.10.0", "2.11.0")
-# 0.38.1 is the floor: it fixed the asyncio hub across several OS threads (eventlet #995),
-# which isolated mode on that hub relies on; 0.38.2 is the newest of that line.
-EVENTLET = ("0.38.1", "0.38.2", "0.39.1", "0.40.4", "0.41.3")
+# The floor, 0.38.1, fixed the asyncio hub across several OS threads (eventlet #995), which
+# isolated mode on that hub relies on; it runs in the oldest corner. The cross product
+# uses the newest release of each minor line.
+EVENTLET_FLOOR = "0.38.1"
+EVENTLET = ("0.38.2", "0.39.1", "0.40.4", "0.41.3")
 TOOZ_OLDEST, TOOZ_NEWEST = "7.0.0", "9.1.0"  # tooz 6.x imports oslo_utils.secretutils.md5, gone from current oslo.utils
 PYTHON_DEFAULT = f"{sys.version_info.major}.{sys.version_info.minor}"
 PYTHON_OLDEST = "3.10"
@@ -82,7 +84,7 @@ class Combo:
 
 
 def oldest(python: str = PYTHON_DEFAULT) -> Combo:
-    return Combo(python, KAZOO[0], EVENTLET[0], TOOZ_OLDEST)
+    return Combo(python, KAZOO[0], EVENTLET_FLOOR, TOOZ_OLDEST)
 
 
 def newest(python: str = PYTHON_DEFAULT) -> Combo:
@@ -90,8 +92,8 @@ def newest(python: str = PYTHON_DEFAULT) -> Combo:
 
 
 def matrix() -> list[Combo]:
-    """Every kazoo x eventlet pair (newest tooz), the oldest corner with the oldest tooz,
-    and both corners on every other installed-or-not Python."""
+    """Every kazoo x eventlet pair (newest tooz); the oldest corner (eventlet's floor, the
+    oldest tooz); on the oldest Python both corners, on the other Pythons the newest."""
     combos = [Combo(PYTHON_DEFAULT, k, e, TOOZ_NEWEST) for k in KAZOO for e in EVENTLET]
     combos.append(oldest())
     for python in PYTHONS_OTHER:
