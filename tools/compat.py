@@ -121,9 +121,18 @@ class Outcome:
 
 
 def _interpreter(python: str) -> str | None:
+    """An interpreter of that version that runs: on PATH, or installed by pyenv but not
+    active (its shim then exits non-zero)."""
     if python == PYTHON_DEFAULT:
         return sys.executable
-    return shutil.which(f"python{python}")
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [shutil.which(f"python{python}")] + sorted(str(p) for p in pyenv.glob(f"{python}.*/bin/python{python}"))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=60)
+        if probe.returncode == 0 and probe.stdout.strip() == python:
+            return candidate
+    return None
 
 
 def _fingerprint(combo: Combo) -> str:
