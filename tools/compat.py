@@ -52,6 +52,8 @@ KAZOO = ("2.9.0", "2.10.0", "2.11.0")
 EVENTLET_FLOOR = "0.38.1"
 EVENTLET = ("0.38.2", "0.39.1", "0.40.4", "0.41.3")
 TOOZ_OLDEST, TOOZ_NEWEST = "7.0.0", "9.1.0"  # tooz 6.x imports oslo_utils.secretutils.md5, gone from current oslo.utils
+# tooz 9 needs Python >= 3.11: on 3.10 the newest corner takes the newest tooz it can have.
+TOOZ_NEWEST_FOR_PYTHON = {"3.10": "8.1.0"}
 PYTHON_DEFAULT = f"{sys.version_info.major}.{sys.version_info.minor}"
 PYTHON_OLDEST = "3.10"
 PYTHONS_OTHER = ("3.10", "3.12", "3.13")  # besides PYTHON_DEFAULT; newer ones are not installed here
@@ -91,7 +93,7 @@ def oldest(python: str = PYTHON_DEFAULT) -> Combo:
 
 
 def newest(python: str = PYTHON_DEFAULT) -> Combo:
-    return Combo(python, KAZOO[-1], EVENTLET[-1], TOOZ_NEWEST)
+    return Combo(python, KAZOO[-1], EVENTLET[-1], TOOZ_NEWEST_FOR_PYTHON.get(python, TOOZ_NEWEST))
 
 
 def matrix() -> list[Combo]:
