@@ -4,6 +4,7 @@ and works outside the source tree; ``twine check`` accepts both."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -43,11 +44,16 @@ print("wheel ok", dist.version)
 
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sdist, and the wheel built from it (``python -m build``'s own order)."""
+    """The sdist, and the wheel built from it (``python -m build``'s own order), built from
+    a copy of the tree without build leftovers: setuptools would otherwise take the file
+    list of a stale ``*.egg-info/SOURCES.txt`` and hide a file MANIFEST.in misses."""
     pytest.importorskip("build")
     dist = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source") / "tree"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".compat", "*.egg-info", "build", "dist", "_build", "__pycache__", ".*_cache"))
     built = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
         capture_output=True, text=True, timeout=200,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
