@@ -10,12 +10,15 @@ TEST_MARK ?= not slow
 export EVENTLET_HANDLER_REQUIRE_ZOOKEEPER := 1
 
 .PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
+.PHONY: docs docs-venv test-compat test-compat-corners
 
 help:
 	@echo "make test      - install what is needed (venv, ZooKeeper) and run the test suite"
 	@echo "make test-all  - the same, including tests marked slow (none at present)"
 	@echo "make demo      - run examples/demo.py against a local ZooKeeper (or ZK_HOSTS)"
 	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
+	@echo "make docs      - build the documentation into docs/_build/html (warnings are errors)"
+	@echo "make test-compat - the whole kazoo x eventlet x tooz x Python matrix, one venv each"
 
 # apt-get install $(1) as root, or with sudo; says what to do when it cannot.
 define apt_install
@@ -47,7 +50,7 @@ zookeeper-package:
 	@[ -f $(ZK_JAR) ] || { echo "ERROR: $(ZK_JAR) still missing after installing zookeeper"; exit 1; }
 
 test: venv zookeeper
-	$(MAKE) -k --no-print-directory test-unit test-patched test-asyncio TEST_MARK="$(TEST_MARK)"
+	$(MAKE) -k --no-print-directory test-unit test-patched test-asyncio test-compat-corners TEST_MARK="$(TEST_MARK)"
 
 test-unit:
 	$(PYTEST) -m "$(TEST_MARK)"
@@ -70,9 +73,28 @@ bench: venv zookeeper
 bench-quick: venv zookeeper
 	$(PY) benchmarks/run.py --quick
 
+# The oldest and the newest supported kazoo, eventlet and tooz (venvs cached in .compat/).
+test-compat-corners:
+	$(PY) tools/compat.py --corners
+
+# Every combination, niced (the machine is shared); writes the tables in docs/ and README.md.
+test-compat: venv zookeeper
+	nice -n 10 $(PY) tools/compat.py --write-table
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@
+
+docs-venv: $(VENV)/.docs-installed
+
+# Offline: intersphinx reads docs/_inv/*.inv. -W: a warning fails the build.
+docs: docs-venv
+	rm -rf docs/_build
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 build: venv
 	$(PY) -m pip install -q build
 	$(PY) -m build
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache docs/_build .compat

@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
+
 _HOMES = {
     "AsyncResult": ".result",
     "EventletHandler": ".handler",

@@ -10,13 +10,13 @@ only when ``mode="auto"`` has to look at monkey-patching, or when a handler is l
 
 Precedence, highest first: keyword arguments, environment variables, defaults.
 
-==========================================  ============================================
-environment variable                        values
-==========================================  ============================================
-``EVENTLET_HANDLER_MODE``                   ``auto`` (default), ``shared``, ``isolated``
+============================================  ==========================================
+environment variable                          values
+============================================  ==========================================
+``EVENTLET_HANDLER_MODE``                     ``auto`` (default), ``shared``, ``isolated``
 ``EVENTLET_HANDLER_SLOW_CALLBACK_THRESHOLD``  seconds (default ``1.0``); ``0``, ``off``
-                                            or ``none`` turn the warning off
-==========================================  ============================================
+                                              or ``none`` turn the warning off
+============================================  ==========================================
 
 All functions here are plain functions: call them from any thread.
 """

@@ -1,10 +1,13 @@
-"""``python -m build`` makes a wheel that installs and works outside the source tree."""
+"""``python -m build`` makes an sdist that holds the tests and docs, and a wheel that installs
+and works outside the source tree; ``twine check`` accepts both."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -34,25 +37,68 @@ result = handler.async_result()
 handler.spawn(result.set, 42)
 assert result.get(timeout=10) == 42
 handler.stop(timeout=10)
+assert eventlet_handler.__version__ == dist.version, (eventlet_handler.__version__, dist.version)
 print("wheel ok", dist.version)
 """
 
 
-@pytest.mark.timeout(240)
-def test_wheel_builds_installs_and_works_outside_the_source_tree(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sdist, and the wheel built from it (``python -m build``'s own order), built from
+    a copy of the tree without build leftovers: setuptools would otherwise take the file
+    list of a stale ``*.egg-info/SOURCES.txt`` and hide a file MANIFEST.in misses."""
     pytest.importorskip("build")
-    dist = tmp_path / "dist"
+    dist = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source") / "tree"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".compat", "*.egg-info", "build", "dist", "_build", "__pycache__", ".*_cache"))
     built = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
         capture_output=True, text=True, timeout=200,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    sdists = list(dist.glob("eventlet[-_]handler-*.tar.gz"))
     wheels = list(dist.glob("eventlet_handler-*-py3-none-any.whl"))
-    assert len(wheels) == 1, list(dist.iterdir())
+    assert len(sdists) == 1 and len(wheels) == 1, list(dist.iterdir())
+    return {"sdist": sdists[0], "wheel": wheels[0]}
+
+
+def _version() -> str:
+    scope: dict[str, str] = {}
+    exec((ROOT / "eventlet_handler/_version.py").read_text(), scope)
+    return scope["__version__"]
+
+
+@pytest.mark.timeout(240)
+def test_sdist_holds_the_tests_docs_and_changelog(dists: dict[str, Path]) -> None:
+    with tarfile.open(dists["sdist"]) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    for wanted in ["README.md", "LICENSE", "MANIFEST.in", "Makefile", "setup.cfg",
+                   "eventlet_handler/_version.py", "eventlet_handler/py.typed",
+                   "tests/conftest.py", "tests/contract/test_handler.py", "tests/test_docs.py",
+                   "docs/conf.py", "docs/index.rst", "docs/changelog.rst", "docs/_inv/kazoo.inv",
+                   "examples/test_app_example.py", "benchmarks/results/latest.png", "tools/compat.py"]:
+        assert wanted in names, f"{wanted} is missing from the sdist (MANIFEST.in)"
+    leaked = sorted(n for n in names if n.startswith(("docs/_build/", ".compat/")) or "__pycache__" in n)
+    assert not leaked, leaked
+
+
+@pytest.mark.timeout(240)
+def test_twine_accepts_the_sdist_and_the_wheel(dists: dict[str, Path]) -> None:
+    pytest.importorskip("twine")
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(dists["sdist"]), str(dists["wheel"])],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+
+
+@pytest.mark.timeout(240)
+def test_wheel_installs_and_works_outside_the_source_tree(tmp_path: Path, dists: dict[str, Path]) -> None:
     site = tmp_path / "site"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-         "--target", str(site), str(wheels[0])],
+         "--target", str(site), str(dists["wheel"])],
         capture_output=True, text=True, timeout=120,
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
@@ -64,4 +110,4 @@ def test_wheel_builds_installs_and_works_outside_the_source_tree(tmp_path: Path)
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert "wheel ok 0.1.0" in ran.stdout
+    assert f"wheel ok {_version()}" in ran.stdout

@@ -6,7 +6,8 @@ loopback (:class:`ZooKeeperEnsemble`).  It is pure standard library plus
 ``cryptography`` and deliberately imports neither eventlet nor kazoo: the
 benchmarks use it for kazoo's own handlers, in processes whose hubs differ.
 
-Rules
+Rules:
+
 1. Every wait is bounded: start, readiness, four-letter words and stop all
    take a timeout, and a timeout error says what was waited for and shows the
    tail of the server log.
