@@ -9,13 +9,14 @@ TEST_MARK ?= not slow
 # The suite fails, instead of skipping, when the ZooKeeper it was promised is missing.
 export EVENTLET_HANDLER_REQUIRE_ZOOKEEPER := 1
 
-.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
+.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build mutants clean
 
 help:
 	@echo "make test      - install what is needed (venv, ZooKeeper) and run the test suite"
 	@echo "make test-all  - the same, including tests marked slow (none at present)"
 	@echo "make demo      - run examples/demo.py against a local ZooKeeper (or ZK_HOSTS)"
 	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
+	@echo "make mutants   - mutation testing of the core (MUTANTS_MODULES=_selfpipe,_task for a subset)"
 
 # apt-get install $(1) as root, or with sudo; says what to do when it cannot.
 define apt_install
@@ -69,6 +70,11 @@ bench: venv zookeeper
 
 bench-quick: venv zookeeper
 	$(PY) benchmarks/run.py --quick
+
+# Mutation testing (cosmic-ray): not part of `make test`; mutants/run.py holds the module list.
+mutants: venv zookeeper
+	$(PY) -m pip install -q -e '.[test,mutants]'
+	nice -n 10 $(PY) mutants/run.py
 
 build: venv
 	$(PY) -m pip install -q build
