@@ -38,7 +38,7 @@ EQUIVALENT = ROOT / "mutants" / "equivalent.md"
 # module (path under eventlet_handler/, without .py) -> the tests that guard it.
 # Tight on purpose: each mutant runs these with -x, so a module's run is minutes.
 MODULES: Dict[str, List[str]] = {
-    "_selfpipe": ["tests/contract/test_bridge.py", "tests/contract/test_wakepair.py"],
+    "_selfpipe": ["tests/contract/test_selfpipe.py", "tests/contract/test_bridge.py", "tests/contract/test_wakepair.py"],
     "_task": ["tests/contract/test_handler.py::test_EventletHandler_spawn_runs_on_home_hub_and_joins_from_caller",
               "tests/contract/test_handler.py::test_EventletHandler_spawned_exception_is_kept_and_logged",
               "tests/contract/test_claims.py"],
