@@ -42,7 +42,7 @@ MODULES: Dict[str, List[str]] = {
     "_task": ["tests/contract/test_handler.py::test_EventletHandler_spawn_runs_on_home_hub_and_joins_from_caller",
               "tests/contract/test_handler.py::test_EventletHandler_spawned_exception_is_kept_and_logged",
               "tests/contract/test_claims.py"],
-    "_wakepair": ["tests/contract/test_wakepair.py"],
+    "_wakepair": ["tests/contract/test_wakepair_rules.py", "tests/contract/test_wakepair.py"],
     "_worker": ["tests/contract/test_handler.py"],
     "_bridge": ["tests/contract/test_bridge.py", "tests/contract/test_handler.py"],
     "_parking": ["tests/contract/test_primitives.py", "tests/contract/test_result.py"],
