@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in a fresh interpreter whose only copy of eventlet_handler is the installed wheel.
@@ -40,7 +42,7 @@ print("wheel ok", dist.version)
 
 @pytest.mark.timeout(240)
 def test_wheel_builds_installs_and_works_outside_the_source_tree(tmp_path: Path) -> None:
-    pytest.importorskip("build")
+    import_or_skip("build")
     dist = tmp_path / "dist"
     built = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
