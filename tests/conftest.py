@@ -87,6 +87,19 @@ def import_or_skip(name: str) -> Any:
     return pytest.importorskip(name)
 
 
+def until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Wait until ``condition()`` is true, bounded; yields green in a thread with a hub,
+    sleeps natively in one without. An event check, instead of a sleep that hopes."""
+    from eventlet_handler._bridge import current_hub
+
+    pause = eventlet.sleep if current_hub() is not None else time.sleep
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
+        pause(0.001)
+
+
 def green_wait_native_thread(thread: Any, timeout: float) -> None:
     """Wait for a native thread without blocking the caller's hub."""
     deadline = time.monotonic() + timeout

@@ -164,3 +164,21 @@ def test_stats_from_a_native_thread_counts_tasks_spawned() -> None:
 def test_SequentialEventletHandler_is_the_one_line_import_change() -> None:
     """README: "Moving from kazoo's own handler is a one-line import change"."""
     assert SequentialEventletHandler is EventletHandler
+
+
+def test_Task_repr_names_the_function_and_says_alive_then_done() -> None:
+    handler = EventletHandler("isolated")
+    handler.start()
+    try:
+        release = handler.event_object()
+
+        def held() -> None:
+            release.wait(10)
+
+        task = handler.spawn(held)
+        assert repr(task).endswith("held alive>"), repr(task)
+        release.set()
+        assert task.join(10)
+        assert repr(task).endswith("held done>"), repr(task)
+    finally:
+        handler.stop(timeout=10)
