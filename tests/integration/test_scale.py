@@ -127,9 +127,15 @@ def test_one_client_many_green_threads_all_complete(
         began = time.monotonic()
         errors = _run_workers(client, base, threads, deadline=began + test_timeout - 60)
         elapsed = time.monotonic() - began
-    finally:
+    except BaseException:
         client.stop()
         client.close()
+        raise
+    try:  # stranded requests can make stop() fail too: report the workers' errors first
+        client.stop()
+        client.close()
+    except Exception as exc:
+        errors.append(f"client.stop() failed: {exc!r}")
     ops = threads * (1 + 2 * OPS_PER_THREAD)
     print(
         f"\nscale C={threads}: {ops} ops in {elapsed:.1f} s = {ops / elapsed:,.0f} ops/s "
