@@ -12,7 +12,9 @@ import eventlet
 import pytest
 from eventlet import hubs, patcher
 
-from conftest import InHub, green_wait_native_thread
+from kazoo.protocol.states import Callback
+
+from conftest import Caller, InHub, green_wait_native_thread
 from eventlet_handler import EventletHandler, HandlerStoppedError, SequentialEventletHandler
 from eventlet_handler._bridge import current_hub
 
@@ -182,3 +184,35 @@ def test_Task_repr_names_the_function_and_says_alive_then_done() -> None:
         assert repr(task).endswith("held done>"), repr(task)
     finally:
         handler.stop(timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["shared", "isolated"])
+def test_concurrent_stops_each_return_after_the_queued_callbacks_ran(in_hub: InHub, mode: str) -> None:
+    """README: stop() "anywhere; idempotent; concurrent calls are safe" and "stop() first
+    runs every callback already queued": every concurrent stop() returns, and none
+    returns before the callbacks queued ahead of it have run."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        ran: List[int] = []
+        for n in range(3):
+            handler.dispatch_callback(Callback("watch", lambda n=n: (eventlet.sleep(0.02), ran.append(n)), ()))
+        seen_at_return: List[List[int]] = []
+
+        def stop() -> None:
+            handler.stop(timeout=10)
+            seen_at_return.append(list(ran))
+
+        callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
+        dones = [c.run(stop) for c in callers]
+        stop()
+        for done in dones:
+            done.join(15)
+        assert seen_at_return == [[0, 1, 2]] * 5, seen_at_return
+        assert handler.stats()["state"] == "stopped"
+        late: List[str] = []
+        handler.dispatch_callback(Callback("watch", late.append, ("inline",)))  # stopped: runs inline
+        assert late == ["inline"]
+
+    in_hub(body)
