@@ -222,3 +222,45 @@ def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, r
     assert client.client_id[0] == session
     assert client.get_children(root) == []
     client.remove_listener(listener)
+
+
+def test_blocked_watch_callback_does_not_block_session_reestablishment(
+    kazoo_client: KazooClient, root: str
+) -> None:
+    """README: "Watch callbacks and completion callbacks have separate queues, so a
+    blocked watch callback cannot block session re-establishment": with the watch
+    worker held by a callback, a dropped connection comes back and requests that
+    complete through rawlink callbacks (``ensure_path``) still finish."""
+    handler = kazoo_client.handler
+    release, holding = handler.event_object(), handler.event_object()
+    reconnected = handler.event_object()
+    states: List[str] = []
+    returned: List[bool] = []
+
+    def blocking_watch(event: Any) -> None:
+        holding.set()
+        release.wait(60)  # green: holds the watch worker, not the hub
+        returned.append(True)
+
+    def listener(state: str) -> None:
+        states.append(state)
+        if state == KazooState.CONNECTED and KazooState.SUSPENDED in states:
+            reconnected.set()
+
+    kazoo_client.create(f"{root}/w", b"")
+    kazoo_client.get(f"{root}/w", watch=blocking_watch)
+    kazoo_client.set(f"{root}/w", b"fire")
+    try:
+        assert holding.wait(10), "the watch callback did not start"
+        kazoo_client.add_listener(listener)
+        session = kazoo_client.client_id[0]
+        kazoo_client._connection._socket.shutdown(2)  # drop the connection under kazoo
+        assert reconnected.wait(20), f"no reconnect while the watch worker was held: {states}"
+        # ensure_path completes through rawlink callbacks (the completion worker)
+        kazoo_client.ensure_path_async(f"{root}/after/reconnect").get(timeout=10)
+        assert kazoo_client.exists(f"{root}/after/reconnect") is not None
+        assert kazoo_client.client_id[0] == session
+        assert returned == [], "the watch callback was not holding its worker all along"
+    finally:
+        release.set()
+        kazoo_client.remove_listener(listener)
