@@ -43,15 +43,15 @@ MODULES: Dict[str, List[str]] = {
               "tests/contract/test_handler.py::test_EventletHandler_spawned_exception_is_kept_and_logged",
               "tests/contract/test_claims.py"],
     "_wakepair": ["tests/contract/test_wakepair_rules.py", "tests/contract/test_wakepair.py"],
-    "_worker": ["tests/contract/test_handler.py"],
+    "_worker": ["tests/contract/test_handler.py", "tests/contract/test_claims.py"],
     "_bridge": ["tests/contract/test_bridge.py", "tests/contract/test_handler.py"],
     "_parking": ["tests/contract/test_primitives.py", "tests/contract/test_result.py"],
     "result": ["tests/contract/test_result.py"],
     "_select": ["tests/contract/test_wakepair.py", "tests/integration/test_starvation.py",
                 "tests/integration/test_isolated.py"],
     "_primitives": ["tests/contract/test_primitives.py"],
-    "handler": ["tests/contract/test_handler.py", "tests/integration/test_isolated.py"],
-    "_hubthread": ["tests/contract/test_handler.py", "tests/integration/test_isolated.py"],
+    "handler": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
+    "_hubthread": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
 }
 
 PYTEST_FLAGS = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--no-header", "-rN"]
