@@ -47,7 +47,7 @@ MODULES: Dict[str, List[str]] = {
                 "tests/contract/test_claims.py"],
     "_bridge": ["tests/contract/test_bridge.py", "tests/contract/test_handler.py"],
     "_parking": ["tests/contract/test_primitives.py", "tests/contract/test_result.py"],
-    "result": ["tests/contract/test_result.py"],
+    "result": ["tests/contract/test_result_surface.py", "tests/contract/test_result.py"],
     "_select": ["tests/contract/test_wakepair.py", "tests/integration/test_starvation.py",
                 "tests/integration/test_isolated.py"],
     "_primitives": ["tests/contract/test_primitives.py"],
