@@ -34,3 +34,11 @@ def test_AsyncResult_timeout_messages_say_which_wait_gave_up(handler: EventletHa
         result.get(block=False, timeout=1.0)  # block=False: the timeout is not waited for
     with pytest.raises(HandlerTimeoutError, match="after waiting 0.01 s"):
         result.get(timeout=0.01)
+
+
+def test_AsyncResult_unlink_of_a_callback_never_linked_is_a_no_op(handler: EventletHandler) -> None:
+    result = handler.async_result()
+    result.unlink(print)  # never linked: nothing to remove, nothing raised
+    result.rawlink(print)
+    result.unlink(print)
+    result.unlink(print)  # already removed: the same
