@@ -9,7 +9,7 @@ TEST_MARK ?= not slow
 # The suite fails, instead of skipping, when the ZooKeeper it was promised is missing.
 export EVENTLET_HANDLER_REQUIRE_ZOOKEEPER := 1
 
-.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
+.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build mutants clean
 .PHONY: docs docs-venv test-compat test-compat-corners
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
 	@echo "make docs      - build the documentation into docs/_build/html (warnings are errors)"
 	@echo "make test-compat - the whole kazoo x eventlet x tooz x Python matrix, one venv each"
+	@echo "make mutants   - mutation testing of the core (MUTANTS_MODULES=_selfpipe,_task for a subset)"
 
 # apt-get install $(1) as root, or with sudo; says what to do when it cannot.
 define apt_install
@@ -91,6 +92,11 @@ docs-venv: $(VENV)/.docs-installed
 docs: docs-venv
 	rm -rf docs/_build
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Mutation testing (cosmic-ray): not part of `make test`; mutants/run.py holds the module list.
+mutants: venv zookeeper
+	$(PY) -m pip install -q -e '.[test,mutants]'
+	nice -n 10 $(PY) mutants/run.py
 
 build: venv
 	$(PY) -m pip install -q build

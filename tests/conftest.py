@@ -25,6 +25,7 @@ if os.environ.get("EVENTLET_HANDLER_TEST_MONKEY_PATCH") == "1":
 
     eventlet.monkey_patch()
 
+import importlib
 import time
 import warnings
 from typing import Any, Callable, List, Optional
@@ -73,6 +74,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     for item in items:
         if MONKEY_PATCHED and "tests/contract" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(skip)
+
+
+def import_or_skip(name: str) -> Any:
+    """``pytest.importorskip``, except under EVENTLET_HANDLER_REQUIRE_ZOOKEEPER=1 (``make
+    test``, which installs the test extra): there a missing dependency fails the test."""
+    if os.environ.get("EVENTLET_HANDLER_REQUIRE_ZOOKEEPER") == "1":
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            pytest.fail(f"{name} is missing but `make test` installs it (the test extra): {exc}")
+    return pytest.importorskip(name)
+
+
+def until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Wait until ``condition()`` is true, bounded; yields green in a thread with a hub,
+    sleeps natively in one without. An event check, instead of a sleep that hopes."""
+    from eventlet_handler._bridge import current_hub
+
+    pause = eventlet.sleep if current_hub() is not None else time.sleep
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
+        pause(0.001)
 
 
 def green_wait_native_thread(thread: Any, timeout: float) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in a fresh interpreter whose only copy of eventlet_handler is the installed wheel.
@@ -47,7 +49,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sdist, and the wheel built from it (``python -m build``'s own order), built from
     a copy of the tree without build leftovers: setuptools would otherwise take the file
     list of a stale ``*.egg-info/SOURCES.txt`` and hide a file MANIFEST.in misses."""
-    pytest.importorskip("build")
+    import_or_skip("build")
     dist = tmp_path_factory.mktemp("dist")
     source = tmp_path_factory.mktemp("source") / "tree"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(

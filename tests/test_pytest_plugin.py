@@ -173,3 +173,52 @@ def test_deterministic_handler_fixture_steps_a_watch(run) -> None:  # type: igno
         """
     )
     result.assert_outcomes(passed=1)
+
+
+def test_plugin_can_be_turned_off_with_p_no_eventlet_handler(run) -> None:  # type: ignore[no-untyped-def]
+    """README: "turn it off with -p no:eventlet_handler"."""
+    if not _plugin_is_installed():
+        pytest.skip("the plugin is not installed (its entry point is what -p no: turns off)")
+    result = run(
+        """
+        def test_needs_the_fixture(eventlet_handler):
+            pass
+
+        def test_markers(pytestconfig):
+            assert not any(line.startswith("eventlet_handler_options(") for line in pytestconfig.getini("markers"))
+        """,
+        "-p", "no:eventlet_handler",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'eventlet_handler' not found*"])
+
+
+@needs_zookeeper
+def test_zookeeper_ensemble_fixture_is_a_serving_quorum_of_three(run) -> None:  # type: ignore[no-untyped-def]
+    """README: "zookeeper_ensemble gives three"."""
+    result = run(
+        """
+        from kazoo.client import KazooClient
+        from eventlet_handler import EventletHandler
+
+        def test_ensemble(zookeeper_ensemble):
+            members = zookeeper_ensemble.members
+            assert len(members) == 3 and len(zookeeper_ensemble.hosts.split(",")) == 3
+            assert sorted(m.mode() for m in members) == ["follower", "follower", "leader"]
+            # One client per member, each on its own handler (kazoo's stop() stops its handler).
+            clients = [KazooClient(m.hosts, handler=EventletHandler()) for m in members]
+            for client in clients:
+                client.start(timeout=15)
+            try:
+                clients[0].create("/ensemble-test", b"quorum")
+                for client in clients:
+                    client.sync("/ensemble-test")
+                    assert client.get("/ensemble-test")[0] == b"quorum"
+                clients[0].delete("/ensemble-test")
+            finally:
+                for client in clients:
+                    client.stop()
+                    client.close()
+        """
+    )
+    result.assert_outcomes(passed=1)

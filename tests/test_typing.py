@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(180)
 def test_package_type_checks_with_every_def_annotated() -> None:
-    pytest.importorskip("mypy")
+    import_or_skip("mypy")
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "eventlet_handler", "--ignore-missing-imports",
          "--disallow-untyped-defs", "--disallow-incomplete-defs", "--no-error-summary"],

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, List
+import time
+from typing import Any, Callable, List
 
 import eventlet
 import pytest
@@ -43,12 +44,46 @@ def test_Bridge_call_soon_threadsafe_native_stress_runs_every_call_in_order(in_h
             thread.start()
         for thread in threads:
             green_wait_native_thread(thread, 20)
-        finished = eventlet.event.Event()
-        bridge.call_soon_threadsafe(finished.send, True)
-        with eventlet.Timeout(10):
-            finished.wait()
+        # No further call is queued to end the test: one would wake the pump and run
+        # whatever a lost wake-up had stranded. The calls must all run on their own.
+        wait_until(lambda: sum(map(len, runs.values())) == 4 * 5000, 10, "every call to run")
         assert wrong_hub == []
         assert {p: runs[p] for p in range(4)} == {p: list(range(5000)) for p in range(4)}
+
+    in_hub(body)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Yield to the hub until ``condition()``, bounded; the caller is a green thread."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
+        eventlet.sleep(0.001)
+
+
+def test_Bridge_call_queued_while_a_batch_runs_is_woken_for(in_hub: InHub) -> None:
+    """A call queued while the pump runs a batch (by a call of that batch, or by a
+    native thread at that moment) runs without any later call to wake the pump."""
+
+    def body() -> None:
+        bridge = local_bridge()
+        ran: List[str] = []
+        queued = _threading.Event()
+
+        def from_native() -> None:
+            bridge.call_soon_threadsafe(ran.append, "native")
+            queued.set()
+
+        def in_batch() -> None:
+            ran.append("batch")
+            bridge.call_soon_threadsafe(ran.append, "from the pump")
+            _threading.Thread(target=from_native, daemon=True).start()
+            assert queued.wait(5), "the native thread did not queue its call"  # a brief native wait
+
+        bridge.call_soon_threadsafe(in_batch)
+        wait_until(lambda: len(ran) == 3, 5, "the calls queued during the batch to run")
+        assert ran == ["batch", "from the pump", "native"]
 
     in_hub(body)
 

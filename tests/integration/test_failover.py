@@ -91,6 +91,7 @@ class Writers:
         self.acknowledged: list[str] = []
         self.last_ack = 0.0
         self.errors: dict[str, int] = {}
+        self.error_times: list[float] = []
         self.unexpected: list[str] = []
         self.pool = eventlet.GreenPool(count)
         for index in range(count):
@@ -102,13 +103,19 @@ class Writers:
             n += 1
             path = f"{self.base}/w{index}-{n}"
             try:
-                self.client.create(path, b"")
-                self.acknowledged.append(path)
-                self.last_ack = time.monotonic()
+                created = self.client.create(path, b"")
             except (ConnectionLoss, ConnectionClosedError, SessionExpiredError) as exc:
                 self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+                self.error_times.append(time.monotonic())
             except Exception as exc:
                 self.unexpected.append(repr(exc))
+            else:
+                # What the server said it created, not what was asked: a swallowed error
+                # would come back as some other value and be caught against the server.
+                self.acknowledged.append(created)
+                if created != path:
+                    self.unexpected.append(f"create({path!r}) returned {created!r}")
+                self.last_ack = time.monotonic()
             eventlet.sleep(0.01)
 
     def wait_acks_after(self, since: float, count: int, timeout: float = RECOVERY_TIMEOUT) -> float:
@@ -122,6 +129,9 @@ class Writers:
             assert time.monotonic() < deadline, f"no acknowledged writes within {timeout} s"
             eventlet.sleep(0.01)
         return first
+
+    def errors_after(self, since: float) -> int:
+        return sum(1 for t in self.error_times if t >= since)
 
     def stop(self) -> None:
         self.running = False
@@ -208,6 +218,9 @@ def test_failover_when_the_connected_member_stops(
         print(f"\nfailover ({was} member {victim.server_id} stopped): reconnected to member {new_member.server_id} after {reconnected:.2f} s, first write "
               f"acknowledged after the reconnect at {first_ack:.2f} s; writes {len(writers.acknowledged)} acknowledged, errors {writers.errors}")
         assert new_member is not victim
+        # 50 writers in flight when the member went away: some of their requests must have
+        # failed with a connection error (a handler that swallowed them would show none).
+        assert writers.errors_after(began) > 0, f"stopping the member produced no connection error: {writers.errors}"
         assert KazooState.LOST not in states.names(), states.names()
         assert states.names()[:1] == [KazooState.SUSPENDED]
         assert client.client_id[0] == session, "the session did not survive the failover"
@@ -258,6 +271,7 @@ def test_failover_when_the_connected_member_is_paused_past_the_session_timeout(
               f"first write acknowledged after the reconnect at {first_ack:.2f} s; writes {len(writers.acknowledged)} "
               f"acknowledged, errors {writers.errors}")
         assert new_member is not victim
+        assert writers.errors_after(began) > 0, f"pausing the member produced no connection error: {writers.errors}"
         assert KazooState.LOST not in states.names(), states.names()
         assert client.client_id[0] == session, "the session did not survive"
         assert other.exists(f"{base}/ephemeral") is not None

@@ -261,7 +261,9 @@ def test_tls_handshake_never_stalls_the_hub(
     print(f"\nTLS handshake to a silent server: start() gave up after {stalled_for:.1f} s; ticker max gap "
           f"{ticker.max_gap * 1000:.1f} ms over {ticker.ticks} ticks")
     assert ticker.ticks > 50
-    assert ticker.max_gap < 0.5, f"the hub stalled {ticker.max_gap:.2f} s during the TLS handshake"
+    # A native handshake would freeze the hub for the whole 2 s socket timeout; 1.0 s leaves
+    # room for a loaded 2-core machine (measured there: max gaps of tens of ms).
+    assert ticker.max_gap < 1.0, f"the hub stalled {ticker.max_gap:.2f} s during the TLS handshake"
 
     # And during a real handshake and session set-up against ZooKeeper.
     eventlet_handler.start()
@@ -270,7 +272,7 @@ def test_tls_handshake_never_stalls_the_hub(
     client.start(timeout=CONNECT_TIMEOUT)
     ticker.stop()
     print(f"TLS connect to ZooKeeper: ticker max gap {ticker.max_gap * 1000:.1f} ms")
-    assert ticker.max_gap < 0.5
+    assert ticker.max_gap < 1.0, f"the hub stalled {ticker.max_gap:.2f} s during the TLS connect"
 
 
 @pytest.mark.parametrize("check_hostname", [False, True], ids=["no-hostname-check", "hostname-check"])

@@ -12,7 +12,9 @@ from typing import Any
 import eventlet
 import pytest
 
-tooz_coordination = pytest.importorskip("tooz.coordination")
+from conftest import import_or_skip  # noqa: E402
+
+tooz_coordination = import_or_skip("tooz.coordination")
 
 from kazoo.handlers.threading import SequentialThreadingHandler  # noqa: E402
 

@@ -1,0 +1,218 @@
+"""README claims about the handler's lifecycle and contract that had no test of their own.
+
+Each test names the README sentence it checks; all use the public API only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, List
+
+import eventlet
+import pytest
+from eventlet import hubs, patcher
+
+from kazoo.protocol.states import Callback
+
+from conftest import Caller, InHub, green_wait_native_thread
+from eventlet_handler import EventletHandler, HandlerStoppedError, SequentialEventletHandler
+from eventlet_handler._bridge import current_hub
+
+_threading: Any = patcher.original("threading")
+
+
+def native(fn: Any, timeout: float = 20.0) -> Any:
+    """Run ``fn`` in a fresh native thread (no hub of its own); return or re-raise."""
+    outcome: dict = {}
+
+    def main() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = _threading.Thread(target=main, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{fn} did not return within {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def test_isolated_stop_grants_5_s_grace_then_abandons_with_HandlerStoppedError() -> None:
+    """README: "In isolated mode, stop() lets spawned work finish for up to 5 s; a task
+    still running then is abandoned and its joiners get HandlerStoppedError"."""
+    handler = EventletHandler("isolated")
+    handler.start()
+    finishes = handler.spawn(lambda: (eventlet.sleep(0.5), "finished")[1])
+    stuck = handler.spawn(eventlet.sleep, 60)
+    began = time.monotonic()
+    handler.stop()
+    took = time.monotonic() - began
+    assert finishes.join(1) and finishes.exception is None and finishes.value == "finished"
+    assert stuck.join(1), "the abandoned task's joiner was left hanging"
+    assert isinstance(stuck.exception, HandlerStoppedError), stuck.exception
+    # Grace is 5 s; the upper bound leaves 10 s for a loaded 2-core machine.
+    assert 4.5 <= took < 15.0, f"stop() took {took:.2f} s, expected the 5 s grace"
+
+
+def test_blocking_in_a_hub_loop_greenlet_raises_RuntimeError(in_hub: InHub) -> None:
+    """README: "Nothing may block in a hub's own loop greenlet (a hub timer or listener
+    callback): that raises RuntimeError"."""
+
+    def body() -> List[str]:
+        handler = EventletHandler("isolated")
+        handler.start()
+        try:
+            errors: List[str] = []
+            done = eventlet.event.Event()
+
+            def in_timer() -> None:
+                for wait in (lambda: handler.event_object().wait(0.1),
+                             lambda: handler.async_result().get(timeout=0.1)):
+                    try:
+                        wait()
+                    except RuntimeError as exc:
+                        errors.append(str(exc))
+                done.send()
+
+            hubs.get_hub().schedule_call_global(0, in_timer)
+            with eventlet.Timeout(5):
+                done.wait()
+            return errors
+        finally:
+            handler.stop(timeout=10)
+
+    errors = in_hub(body)
+    assert len(errors) == 2, errors
+
+
+def test_native_waiter_creates_no_hub() -> None:
+    """README: a blocking call waits "natively in a thread that has none (no hub is
+    created for it)"."""
+    handler = EventletHandler("isolated")
+    handler.start()
+    try:
+        result = handler.async_result()
+
+        def wait_natively() -> Any:
+            event = handler.event_object()
+            assert not event.wait(0.01)
+            _threading.Timer(0.05, result.set, args=("value",)).start()
+            value = result.get(timeout=10)
+            handler.lock_object().acquire()
+            return value, current_hub()
+
+        assert native(wait_natively) == ("value", None)
+    finally:
+        handler.stop(timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["shared", "isolated"])
+def test_concurrent_start_from_many_threads_starts_once(in_hub: InHub, mode: str) -> None:
+    """README: "start(), stop(): anywhere; idempotent; concurrent calls are safe"."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        barrier = _threading.Barrier(4)
+        errors: List[BaseException] = []
+
+        def start() -> None:
+            try:
+                if mode == "isolated":
+                    barrier.wait(5)
+                handler.start()
+            except BaseException as exc:
+                errors.append(exc)
+
+        # shared: green threads of the starting hub (a native thread with no hub is refused);
+        # isolated: native threads released at once by a barrier.
+        starters = [eventlet.spawn(start) for _ in range(4)] if mode == "shared" else []
+        threads = [] if starters else [_threading.Thread(target=start, daemon=True) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            green_wait_native_thread(thread, 10)
+        for starter in starters:
+            starter.wait()
+        try:
+            assert errors == []
+            assert handler.stats()["state"] == "running", handler.stats()
+            ran = handler.spawn(lambda: "ran")
+            assert ran.join(10) and ran.value == "ran"
+        finally:
+            handler.stop(timeout=10)
+        assert handler.stats()["state"] == "stopped"
+
+    in_hub(body)
+
+
+def test_stats_from_a_native_thread_counts_tasks_spawned() -> None:
+    """README: "stats(): anywhere"; its ``tasks_spawned`` counts spawn() calls."""
+    handler = EventletHandler("isolated")
+    handler.start()
+    try:
+        before = native(handler.stats)
+        tasks = [handler.spawn(lambda: None) for _ in range(3)]
+        assert all(task.join(10) for task in tasks)
+        after = native(handler.stats)
+        assert (before["mode"], before["state"]) == ("isolated", "running"), before
+        assert after["tasks_spawned"] - before["tasks_spawned"] == 3, (before, after)
+    finally:
+        handler.stop(timeout=10)
+
+
+def test_SequentialEventletHandler_is_the_one_line_import_change() -> None:
+    """README: "Moving from kazoo's own handler is a one-line import change"."""
+    assert SequentialEventletHandler is EventletHandler
+
+
+def test_Task_repr_names_the_function_and_says_alive_then_done() -> None:
+    handler = EventletHandler("isolated")
+    handler.start()
+    try:
+        release = handler.event_object()
+
+        def held() -> None:
+            release.wait(10)
+
+        task = handler.spawn(held)
+        assert repr(task).endswith("held alive>"), repr(task)
+        release.set()
+        assert task.join(10)
+        assert repr(task).endswith("held done>"), repr(task)
+    finally:
+        handler.stop(timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["shared", "isolated"])
+def test_concurrent_stops_each_return_after_the_queued_callbacks_ran(in_hub: InHub, mode: str) -> None:
+    """README: stop() "anywhere; idempotent; concurrent calls are safe" and "stop() first
+    runs every callback already queued": every concurrent stop() returns, and none
+    returns before the callbacks queued ahead of it have run."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        ran: List[int] = []
+        for n in range(3):
+            handler.dispatch_callback(Callback("watch", lambda n=n: (eventlet.sleep(0.02), ran.append(n)), ()))
+        seen_at_return: List[List[int]] = []
+
+        def stop() -> None:
+            handler.stop(timeout=10)
+            seen_at_return.append(list(ran))
+
+        callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
+        dones = [c.run(stop) for c in callers]
+        stop()
+        for done in dones:
+            done.join(15)
+        assert seen_at_return == [[0, 1, 2]] * 5, seen_at_return
+        assert handler.stats()["state"] == "stopped"
+        late: List[str] = []
+        handler.dispatch_callback(Callback("watch", late.append, ("inline",)))  # stopped: runs inline
+        assert late == ["inline"]
+
+    in_hub(body)

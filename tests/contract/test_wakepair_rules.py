@@ -1,0 +1,51 @@
+"""The wake pair's fd rule, checked at the fd: readable exactly while ``recv`` has
+something to return (tokens pending, or the pair closed), and the ends' ``closed``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventlet import patcher
+
+from eventlet_handler import EventletHandler
+
+_select: Any = patcher.original("select")
+
+
+def readable(reader: Any) -> bool:
+    return bool(_select.select([reader.fileno()], [], [], 0)[0])
+
+
+def test_wake_pair_read_fd_is_readable_exactly_while_tokens_are_pending(eventlet_handler: EventletHandler) -> None:
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        assert not readable(reader)
+        writer.send(b"\0")  # 0 -> 1: the one byte is written
+        assert readable(reader)
+        writer.send(b"\0\0")  # 1 -> 3: nothing more to write, still readable
+        assert readable(reader)
+        assert reader.recv(1) == b"\0"  # 3 -> 2: tokens left, so still readable
+        assert readable(reader)
+        assert reader.recv(4096) == b"\0\0"  # 2 -> 0: quiet again
+        assert not readable(reader)
+        writer.send(b"\0")  # and readable again on the next 0 -> 1
+        assert readable(reader)
+        assert reader.recv(10) == b"\0" and not readable(reader)
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_wake_pair_closed_end_reads_as_eof_and_closed_is_a_flag(eventlet_handler: EventletHandler) -> None:
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        assert (reader.closed, writer.closed) == (False, False)
+        writer.send(b"\0\0")
+        writer.close()
+        assert (reader.closed, writer.closed) == (False, True)
+        assert reader.recv(1) == b"\0" and readable(reader)  # tokens then EOF: stays readable
+        assert reader.recv(1) == b"\0" and readable(reader)
+        assert reader.recv(1) == b""
+    finally:
+        reader.close()
+    assert reader.closed is True
