@@ -40,6 +40,7 @@ import eventlet
 import greenlet
 from eventlet import hubs, patcher
 
+from ._aiobridge import fail_pending_awaits
 from ._bridge import Bridge, BridgeClosed, current_hub, local_bridge
 from ._errors import HandlerStoppedError
 from ._hubthread import HubThread
@@ -263,6 +264,7 @@ class EventletHandler(KazooSurface):
                 self._retired_hubthread = hubthread
         if hubthread is not None:
             hubthread.call(eventlet.spawn_n, self._retire_hubthread, hubthread)
+        fail_pending_awaits(self)
         LOG.info("%r stopped", self)
 
     def _retire_hubthread(self, hubthread: HubThread) -> None:
