@@ -21,7 +21,7 @@ Rules:
 6. While parked, an await of a handler's result is registered under that handler;
    :func:`fail_pending_awaits` (called by ``handler.stop()``) fails those.
 7. A ``shared``-mode handler refuses an await from a loop other than the calling
-   thread's eventlet asyncio hub: see :func:`running_loop`.
+   thread's eventlet asyncio hub: see :func:`awaiting_loop`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class LoopWaiter(Waiter):
     Created in the loop's thread; ``_release()`` and ``fail()`` from any thread.
     """
 
-    __slots__ = ("_loop", "_future", "_outcome", "_handler", "_parking")
+    __slots__ = ("_loop", "_future", "_outcome", "_handler", "_parking", "_woken")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Any]",
@@ -62,12 +62,14 @@ class LoopWaiter(Waiter):
         self._outcome = outcome
         self._handler = handler
         self._parking = parking
+        self._woken = False
 
     def wait(self, timeout: Optional[float]) -> bool:  # pragma: no cover - never parks a thread
         raise AssertionError("a LoopWaiter is awaited through its future, not waited on")
 
     def _release(self) -> None:
         """The owner is ready (``wake_all``). Any thread, never blocks (rule 3)."""
+        self._woken = True  # taken off the owner's list by the waker
         self._post(None)
 
     def fail(self, exc: BaseException) -> None:
@@ -99,8 +101,9 @@ class LoopWaiter(Waiter):
                 future.set_result(value)
 
     def _detach(self, future: "asyncio.Future[Any]") -> None:
-        # Done callback, in the loop's thread: a cancelled await leaves its owner (rule 5).
-        if not future.cancelled():
+        # Done callback, in the loop's thread: an await cancelled (rule 5) or failed by
+        # stop() (rule 6) leaves its owner's list.
+        if self._woken:
             return
         _unregister(self)
         lock, _ready, waiters = self._parking
@@ -111,7 +114,7 @@ class LoopWaiter(Waiter):
                 pass
 
 
-def running_loop(handler: Any) -> asyncio.AbstractEventLoop:
+def awaiting_loop(handler: Any) -> asyncio.AbstractEventLoop:
     """The awaiting coroutine's loop, refused for a shared-mode handler off the asyncio hub.
 
     A shared-mode handler's green threads (kazoo's connection loop among them) run
@@ -138,7 +141,7 @@ def loop_future(parking: Parking, outcome: Optional[Outcome], handler: Any) -> "
     ``outcome`` the future carries the owner's value or exception; without, ``None``.
     ``handler`` (or ``None``) is the handler whose ``stop()`` fails the future.
     """
-    loop = running_loop(handler)
+    loop = awaiting_loop(handler)
     future = loop.create_future()
     waiter = LoopWaiter(loop, future, outcome, handler, parking)
     lock, ready, waiters = parking

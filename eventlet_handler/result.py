@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generator, List, Optional, Protocol
 
-from ._aiobridge import loop_future
+from ._aiobridge import awaiting_loop, loop_future
 from ._errors import HandlerTimeoutError
 from ._parking import Waiter, allocate_lock, check_timeout, wait_until, wake_all
 
@@ -145,6 +145,8 @@ class AsyncResult:
         """
         if self._exception is _PENDING:
             yield from loop_future((self._lock, self.ready, self._waiters), None, self._handler)
+        else:
+            awaiting_loop(self._handler)  # refused or not, whatever the timing
         return self.get(block=False)
 
     def rawlink(self, callback: Link) -> None:
