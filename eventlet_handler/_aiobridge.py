@@ -10,8 +10,12 @@ Rules:
    (:func:`eventlet_handler._parking.wait_until`). ``wake_all`` treats a waiter with
    no hub as a native one and calls its ``_release()``, which here posts to the loop:
    waking still never blocks and never switches, and the setter's code is unchanged.
-3. A loop that closed before the wake-up arrives refuses the post (``RuntimeError``):
-   it is ignored, so a closed loop never raises into the setter.
+3. Wake-ups reach a loop through its :class:`Inbox`: at most one
+   ``call_soon_threadsafe`` is in flight per loop, however many results are set
+   meanwhile (10k gathered replies wake the loop a few times, not 10k times). A loop
+   that closed before the wake-up arrives refuses the post (``RuntimeError``): the
+   inbox then drops what it holds and every later post, so a closed loop never
+   raises into the setter and never accumulates.
 4. The future only says "look again" (or carries :class:`HandlerStoppedError`): the
    value or exception is read from the owner, so a kazoo exception arrives as the
    very object kazoo set.
@@ -49,16 +53,17 @@ class LoopWaiter(Waiter):
     Created in the loop's thread; ``_release()`` and ``fail()`` from any thread.
     """
 
-    __slots__ = ("_loop", "_future", "_outcome", "_handler", "_parking", "_woken")
+    __slots__ = ("_inbox", "_future", "_outcome", "_handler", "_parking", "_woken", "_registry")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Any]",
+        self, inbox: "Inbox", future: "asyncio.Future[Any]",
         outcome: Optional[Outcome], handler: Any, parking: Parking,
     ) -> None:
         self.hub = None  # wake_all: "no hub", so it calls _release()
         self._event = self._lock = None
-        self._loop = loop
+        self._inbox = inbox
         self._future = future
+        self._registry: Optional[Set[LoopWaiter]] = None
         self._outcome = outcome
         self._handler = handler
         self._parking = parking
@@ -78,10 +83,7 @@ class LoopWaiter(Waiter):
 
     def _post(self, exc: Optional[BaseException]) -> None:
         _unregister(self)
-        try:
-            self._loop.call_soon_threadsafe(self._settle, exc)
-        except RuntimeError:  # the loop is closed: nobody awaits there any more
-            pass
+        self._inbox.post(self, exc)
 
     def _settle(self, exc: Optional[BaseException]) -> None:
         # In the loop's thread.
@@ -114,6 +116,57 @@ class LoopWaiter(Waiter):
                 pass
 
 
+class Inbox:
+    """The wake-ups on their way to one loop (rule 3). ``post()`` from any thread."""
+
+    __slots__ = ("_loop", "_lock", "_items", "_scheduled", "_closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # weak: the inbox is the value of a dict weak on loops
+        self._lock = allocate_lock()
+        self._items: List[Tuple[LoopWaiter, Optional[BaseException]]] = []
+        self._scheduled = False
+        self._closed = False
+
+    def post(self, waiter: LoopWaiter, exc: Optional[BaseException]) -> None:
+        """Settle ``waiter`` in the loop's thread soon. Any thread; never blocks or raises."""
+        with self._lock:
+            if self._closed:
+                return
+            self._items.append((waiter, exc))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        loop = self._loop()
+        try:
+            if loop is None:
+                raise RuntimeError("the loop is gone")
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody awaits there any more
+            with self._lock:
+                self._closed = True
+                self._items = []
+
+    def _drain(self) -> None:
+        # In the loop's thread: everything posted before this point, in order.
+        with self._lock:
+            items, self._items = self._items, []
+            self._scheduled = False
+        for waiter, exc in items:
+            waiter._settle(exc)
+
+
+_inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox]" = weakref.WeakKeyDictionary()
+
+
+def inbox_of(loop: asyncio.AbstractEventLoop) -> Inbox:
+    """``loop``'s inbox, made on first use; call in the loop's thread."""
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes[loop] = Inbox(loop)
+    return inbox
+
+
 def awaiting_loop(handler: Any) -> asyncio.AbstractEventLoop:
     """The awaiting coroutine's loop, refused for a shared-mode handler off the asyncio hub.
 
@@ -143,7 +196,7 @@ def loop_future(parking: Parking, outcome: Optional[Outcome], handler: Any) -> "
     """
     loop = awaiting_loop(handler)
     future = loop.create_future()
-    waiter = LoopWaiter(loop, future, outcome, handler, parking)
+    waiter = LoopWaiter(inbox_of(loop), future, outcome, handler, parking)
     lock, ready, waiters = parking
     with lock:
         parked = not ready()
@@ -164,14 +217,13 @@ def _register(waiter: LoopWaiter) -> None:
         if waiters is None:
             waiters = _pending[waiter._handler] = set()
         waiters.add(waiter)
+        waiter._registry = waiters
 
 
 def _unregister(waiter: LoopWaiter) -> None:
-    if waiter._handler is None:
-        return
-    with _registry_lock:
-        waiters = _pending.get(waiter._handler)
-        if waiters is not None:
+    waiters = waiter._registry
+    if waiters is not None:
+        with _registry_lock:
             waiters.discard(waiter)
 
 
@@ -182,7 +234,7 @@ def fail_pending_awaits(handler: Any) -> None:
     """
     with _registry_lock:
         waiters = _pending.pop(handler, None)
-    for waiter in waiters or ():
+    for waiter in list(waiters or ()):  # each leaves the set as it is failed
         waiter.fail(HandlerStoppedError(
             f"{handler!r} stopped while a coroutine awaited one of its results; "
             "start it again and repeat the request"

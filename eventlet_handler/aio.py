@@ -184,6 +184,8 @@ class WatchIterator:
         self._latest = _Latest(asyncio.get_running_loop())
         self._client, self._watch, self._path, self._unpack = client, watch, path, unpack
         self._started = False
+        #: The kazoo ``DataWatch`` / ``ChildrenWatch``, once the first iteration made it.
+        self.watch: Any = None
 
     def __aiter__(self) -> "WatchIterator":
         return self
@@ -194,7 +196,9 @@ class WatchIterator:
         if not self._started:
             self._started = True
             # The watch's first read is a blocking get: a green thread of the home hub runs it.
-            await self._client.handler.spawn(self._watch, self._client, self._path, self._unpack(self._latest))
+            self.watch = await self._client.handler.spawn(
+                self._watch, self._client, self._path, self._unpack(self._latest)
+            )
         return await self._latest.get()
 
     async def aclose(self) -> None:

@@ -390,3 +390,35 @@ def test_watch_iterator_stops_when_dropped() -> None:
         return latest.open
 
     assert asyncio.run(main()) is False
+
+
+def test_results_set_in_a_burst_wake_their_loop_once() -> None:
+    from eventlet_handler import EventletHandler
+
+    handler = EventletHandler("isolated")  # a plain loop in this thread awaits
+    handler.start()
+    try:
+        results = [handler.async_result() for _ in range(100)]
+
+        async def main() -> Any:
+            loop = asyncio.get_running_loop()
+            posts: List[Any] = []
+            real = loop.call_soon_threadsafe
+
+            def counting(*args: Any) -> Any:
+                posts.append(args)
+                return real(*args)
+
+            loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+            futures = [aio.future(r) for r in results]
+            setter = _threading.Thread(target=lambda: [r.set(n) for n, r in enumerate(results)])
+            setter.start()
+            setter.join(5)  # the loop is held (on purpose) while all 100 are set
+            values = await asyncio.wait_for(asyncio.gather(*futures), 5)
+            return values, len(posts)
+
+        values, posts = asyncio.run(main())
+        assert values == list(range(100))
+        assert posts == 1  # one wake-up in flight per loop, not one per result
+    finally:
+        handler.stop(timeout=10)
