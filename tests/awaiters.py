@@ -81,7 +81,7 @@ class Awaiter:
                 outcome["error"] = exc
 
         if self.kind == "plain_loop":
-            return Awaited(_on_thread(lambda: asyncio.run(guarded()), "plain-loop"), outcome)
+            return Awaited(_on_thread(lambda: plain_run(guarded), "plain-loop"), outcome)
         if isinstance(current_hub(), AsyncioHub):
             gt = eventlet.asyncio.spawn_for_awaitable(guarded())
 
@@ -104,6 +104,7 @@ class Awaiter:
                 loop.run_until_complete(asyncio.sleep(0.005))
             loop.close()
             del task
+            shutdown_current_hub()  # as in plain_run
 
         def hub() -> None:
             hubs.use_hub("asyncio")
@@ -123,5 +124,14 @@ def on_asyncio_hub(coro_fn: CoroFn) -> Any:
     hubs.use_hub("asyncio")
     try:
         return eventlet.asyncio.spawn_for_awaitable(coro_fn()).wait()
+    finally:
+        shutdown_current_hub()
+
+
+def plain_run(coro_fn: CoroFn) -> Any:
+    """``asyncio.run(coro_fn())`` in a native thread. In a monkey-patched process the
+    loop's selector is eventlet's green one, which gives the thread a hub: retire it."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
     finally:
         shutdown_current_hub()
