@@ -198,7 +198,7 @@ def main() -> int:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--scale", default=",".join(map(str, SCALE_LEVELS)), help="concurrency levels")
     parser.add_argument("--duration", type=float, default=None, help="seconds per scale run")
-    parser.add_argument("--jobs", default="local,zk,scale", help="which job groups to run")
+    parser.add_argument("--jobs", default="local,zk,scale,aio", help="which job groups to run")
     parser.add_argument("--out", default=str(HERE / "results"), help="directory for latest.json/png")
     parser.add_argument("--name", default="latest", help="output file stem")
     parser.add_argument("--report-only", metavar="JSON", help="re-print the table and chart of a results file")
@@ -254,6 +254,8 @@ def main() -> int:
                             extras.setdefault(f"{family}:{metric}", []).append(record)
                             continue
                         results[family].setdefault(metric, []).append(record)
+        if "aio" in groups:  # asyncio callers: benchmarks/aio.py, its own table and results/aio.json
+            subprocess.run([sys.executable, str(HERE / "aio.py"), "--hosts", server.hosts] + ["--quick"] * args.quick)
     finally:
         log("stopping ZooKeeper")
         server.stop()
