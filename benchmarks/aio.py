@@ -11,6 +11,7 @@ rotating per round) against one ZooKeeper, medians over rounds:
                    (``EVENTLET_HUB=asyncio``), shared / isolated handler;
 * ``green-S`` / ``green-I``: our own green-thread figures (an eventlet main thread:
                    ``client.get()``; 10k ``get_async()`` then ``get()`` each);
+* ``green-hub-S`` / ``green-hub-I``: the same green threads on eventlet's asyncio hub;
 * ``K-T+to_thread``: kazoo's threading handler driven from a plain loop the way a
                    user does today (``await asyncio.to_thread(client.get, p)``);
 * ``aiozk``:       aiozk 0.32 (``await zk.get_data(p)``), the asyncio-native client.
@@ -33,7 +34,8 @@ from typing import Any, Callable, Dict, List
 
 HERE = Path(__file__).resolve().parent
 PATH = "/bench-aio/seq"
-CONTENDERS = ["aio-plain", "aio-hub-S", "aio-hub-I", "green-S", "green-I", "K-T+to_thread", "aiozk"]
+CONTENDERS = ["aio-plain", "aio-hub-S", "aio-hub-I", "green-S", "green-I", "green-hub-S", "green-hub-I",
+              "K-T+to_thread", "aiozk"]
 GATHERED = 10_000
 now = time.perf_counter
 
@@ -173,7 +175,7 @@ def child(name: str, hosts: str, quick: bool) -> None:
 
         mode = "shared" if name.endswith("S") else "isolated"
         eventlet.asyncio.spawn_for_awaitable(_ours_async(hosts, mode, seq)()).wait()
-    elif name.startswith("green-"):
+    elif name.startswith("green-"):  # green-hub-*: the parent sets EVENTLET_HUB=asyncio
         _green(hosts, "shared" if name.endswith("S") else "isolated", seq)
     elif name == "K-T+to_thread":
         asyncio.run(_to_thread(hosts, seq)())
@@ -189,7 +191,7 @@ def child(name: str, hosts: str, quick: bool) -> None:
 def run_contender(name: str, hosts: str, quick: bool) -> Dict[str, float]:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     env.pop("EVENTLET_HUB", None)
-    if name.startswith("aio-hub-"):
+    if "-hub-" in name:
         env["EVENTLET_HUB"] = "asyncio"
     argv = [sys.executable, __file__, "--contender", name, "--hosts", hosts] + (["--quick"] if quick else [])
     try:
@@ -238,6 +240,7 @@ def table(medians: Dict[str, Dict[str, float]]) -> str:
     lines += ["", "| comparison (>1: the first is better) | seq p50 | gathered |", "|---|---|---|"]
     for a, b in [("aio-plain", "K-T+to_thread"), ("aio-hub-S", "K-T+to_thread"), ("aio-hub-I", "K-T+to_thread"),
                  ("aio-plain", "green-I"), ("aio-hub-S", "green-S"), ("aio-hub-I", "green-I"),
+                 ("aio-hub-S", "green-hub-S"), ("aio-hub-I", "green-hub-I"),
                  ("aio-plain", "aiozk"), ("aio-hub-S", "aiozk"), ("aio-hub-I", "aiozk")]:
         lines.append(f"| {a} vs {b} | {ratio(a, b, 'seq_p50_us')} | {ratio(a, b, 'gathered_ops')} |")
     return "\n".join(lines)

@@ -141,7 +141,10 @@ class Inbox:
         try:
             if loop is None:
                 raise RuntimeError("the loop is gone")
-            loop.call_soon_threadsafe(self._drain)
+            if asyncio._get_running_loop() is loop:  # the loop's own thread (asyncio hub, shared)
+                loop.call_soon(self._drain)  # it is not in select: no self-pipe byte needed
+            else:
+                loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: nobody awaits there any more
             with self._lock:
                 self._closed = True
