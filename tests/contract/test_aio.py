@@ -349,18 +349,24 @@ def test_blocking_call_in_coroutine_on_asyncio_hub_names_await(mode: str) -> Non
     InHub("asyncio")(body)
 
 
+def _count_posts(loop: asyncio.AbstractEventLoop) -> List[Any]:
+    """Record every ``call_soon_threadsafe`` made to ``loop`` from now on."""
+    posts: List[Any] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(*args: Any) -> Any:
+        posts.append(args)
+        return real(*args)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    return posts
+
+
 def test_watch_slot_keeps_only_the_latest_and_one_wake_up() -> None:
     async def main() -> Any:
         loop = asyncio.get_running_loop()
         latest = aio._Latest(loop)
-        posts: List[Any] = []
-        real = loop.call_soon_threadsafe
-
-        def counting(*args: Any) -> Any:
-            posts.append(args)
-            return real(*args)
-
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        posts = _count_posts(loop)
         offered = [latest.offer(n) for n in range(1000)]  # a burst before the loop runs
         first = await latest.get()
         burst_posts = len(posts)
@@ -401,15 +407,7 @@ def test_results_set_in_a_burst_wake_their_loop_once() -> None:
         results = [handler.async_result() for _ in range(100)]
 
         async def main() -> Any:
-            loop = asyncio.get_running_loop()
-            posts: List[Any] = []
-            real = loop.call_soon_threadsafe
-
-            def counting(*args: Any) -> Any:
-                posts.append(args)
-                return real(*args)
-
-            loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+            posts = _count_posts(asyncio.get_running_loop())
             futures = [aio.future(r) for r in results]
             setter = _threading.Thread(target=lambda: [r.set(n) for n, r in enumerate(results)])
             setter.start()
