@@ -44,7 +44,8 @@ Parking = Tuple[Any, Callable[[], bool], List[Waiter]]
 Outcome = Callable[[], Any]
 
 _registry_lock = allocate_lock()
-_pending: "weakref.WeakKeyDictionary[Any, Set[LoopWaiter]]" = weakref.WeakKeyDictionary()
+_PENDING_ATTR = "_eventlet_handler_pending_awaits"  # on the handler: one getattr per await
+_INBOX_ATTR = "_eventlet_handler_inbox"  # on the loop (a WeakKeyDictionary where it has no __dict__)
 
 
 class LoopWaiter(Waiter):
@@ -82,11 +83,13 @@ class LoopWaiter(Waiter):
         self._post(exc)
 
     def _post(self, exc: Optional[BaseException]) -> None:
-        _unregister(self)
         self._inbox.post(self, exc)
 
     def _settle(self, exc: Optional[BaseException]) -> None:
-        # In the loop's thread.
+        # In the loop's thread, which alone registers and unregisters it: the setter's
+        # thread takes no lock the loop also takes (two threads trading a lock under
+        # the GIL convoy: each hand-off can wait a whole switch interval).
+        _unregister(self)
         future = self._future
         if future.done():  # cancelled meanwhile
             return
@@ -131,12 +134,18 @@ class Inbox:
     def post(self, waiter: LoopWaiter, exc: Optional[BaseException]) -> None:
         """Settle ``waiter`` in the loop's thread soon. Any thread; never blocks or raises."""
         with self._lock:
-            if self._closed:
-                return
-            self._items.append((waiter, exc))
-            if self._scheduled:
-                return
-            self._scheduled = True
+            closed = self._closed
+            if not closed:
+                self._items.append((waiter, exc))
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if closed:
+            _unregister(waiter)  # it will never settle: stop() has nothing to fail
+            return
+        self._schedule()
+
+    def _schedule(self) -> None:
         loop = self._loop()
         try:
             if loop is None:
@@ -148,7 +157,9 @@ class Inbox:
         except RuntimeError:  # the loop is closed: nobody awaits there any more
             with self._lock:
                 self._closed = True
-                self._items = []
+                dropped, self._items = self._items, []
+            for waiter, _exc in dropped:
+                _unregister(waiter)
 
     def _drain(self) -> None:
         # In the loop's thread: everything posted before this point, in order.
@@ -164,9 +175,15 @@ _inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox]" = weakre
 
 def inbox_of(loop: asyncio.AbstractEventLoop) -> Inbox:
     """``loop``'s inbox, made on first use; call in the loop's thread."""
-    inbox = _inboxes.get(loop)
+    inbox = getattr(loop, _INBOX_ATTR, None)
     if inbox is None:
-        inbox = _inboxes[loop] = Inbox(loop)
+        inbox = _inboxes.get(loop)  # a loop type without a __dict__ (uvloop)
+        if inbox is None:
+            inbox = Inbox(loop)
+            try:
+                setattr(loop, _INBOX_ATTR, inbox)
+            except AttributeError:
+                _inboxes[loop] = inbox
     return inbox
 
 
@@ -215,10 +232,12 @@ def loop_future(parking: Parking, outcome: Optional[Outcome], handler: Any) -> "
 
 
 def _register(waiter: LoopWaiter) -> None:
+    handler = waiter._handler
     with _registry_lock:
-        waiters = _pending.get(waiter._handler)
+        waiters = getattr(handler, _PENDING_ATTR, None)
         if waiters is None:
-            waiters = _pending[waiter._handler] = set()
+            waiters = set()
+            setattr(handler, _PENDING_ATTR, waiters)
         waiters.add(waiter)
         waiter._registry = waiters
 
@@ -236,7 +255,9 @@ def fail_pending_awaits(handler: Any) -> None:
     Any thread, never blocks; ``handler.stop()`` calls it once the handler has stopped.
     """
     with _registry_lock:
-        waiters = _pending.pop(handler, None)
+        waiters = getattr(handler, _PENDING_ATTR, None)
+        if waiters is not None:
+            setattr(handler, _PENDING_ATTR, None)
     for waiter in list(waiters or ()):  # each leaves the set as it is failed
         waiter.fail(HandlerStoppedError(
             f"{handler!r} stopped while a coroutine awaited one of its results; "
