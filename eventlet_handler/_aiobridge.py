@@ -133,6 +133,11 @@ class Inbox:
 
     def post(self, waiter: LoopWaiter, exc: Optional[BaseException]) -> None:
         """Settle ``waiter`` in the loop's thread soon. Any thread; never blocks or raises."""
+        if asyncio._get_running_loop() is self._loop():
+            # The loop's own thread (a green thread of the asyncio hub, or the loop itself):
+            # settle now, one loop iteration sooner; setting a future only schedules.
+            waiter._settle(exc)
+            return
         with self._lock:
             closed = self._closed
             if not closed:
@@ -150,10 +155,7 @@ class Inbox:
         try:
             if loop is None:
                 raise RuntimeError("the loop is gone")
-            if asyncio._get_running_loop() is loop:  # the loop's own thread (asyncio hub, shared)
-                loop.call_soon(self._drain)  # it is not in select: no self-pipe byte needed
-            else:
-                loop.call_soon_threadsafe(self._drain)
+            loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: nobody awaits there any more
             with self._lock:
                 self._closed = True
