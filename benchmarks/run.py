@@ -204,7 +204,7 @@ def main() -> int:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--scale", default=",".join(map(str, SCALE_LEVELS)), help="concurrency levels")
     parser.add_argument("--duration", type=float, default=None, help="seconds per scale run")
-    parser.add_argument("--jobs", default="local,zk,scale,memory", help="which job groups to run")
+    parser.add_argument("--jobs", default="local,zk,scale,memory,aio", help="which job groups to run")
     parser.add_argument("--baseline", default=str(HERE.parent / "README.md"),
                         help="the README whose Performance table no row may fall behind (issue 10)")
     parser.add_argument("--out", default=str(HERE / "results"), help="directory for latest.json/png")
@@ -265,6 +265,8 @@ def main() -> int:
                             extras.setdefault(f"{family}:{metric}", []).append(record)
                             continue
                         results[family].setdefault(metric, []).append(record)
+        if "aio" in groups:  # asyncio callers: benchmarks/aio.py, its own table and results/aio.json
+            subprocess.run([sys.executable, str(HERE / "aio.py"), "--hosts", server.hosts] + ["--quick"] * args.quick)
     finally:
         log("stopping ZooKeeper")
         server.stop()

@@ -13,7 +13,8 @@ place:
    waiter makes sure its hub has a bridge (``bridge_of(hub, create=True)``).
 3. Waking is idempotent, never blocks and never switches; a waiter that already
    timed out ignores a late wake.
-4. Nobody may block in the hub greenlet itself: that is refused with an error.
+4. Nobody may block in the hub greenlet itself: that is refused with an error. On
+   eventlet's asyncio hub coroutines run there, so their error names ``await``.
 5. Idle hub, native wait: a green caller whose hub has nothing else to do (no live
    timer, no fd listener but its bridge's pump, nothing closed pending; checked by
    :func:`hub_is_idle`, epoll/poll/select hubs only) parks on a native lock instead,
@@ -59,6 +60,15 @@ def check_timeout(timeout: Optional[float], what: str = "timeout") -> Optional[f
 def refuse_hub_greenlet(hub: Any, current: Any) -> None:
     """Rule 4: ``RuntimeError`` if ``current`` is ``hub``'s own loop greenlet."""
     if current is hub.greenlet:
+        from ._aiobridge import running_coroutine  # the error path only: the hot path stays one `is`
+
+        if running_coroutine(hub):
+            raise RuntimeError(
+                "a blocking kazoo call from a coroutine on eventlet's asyncio hub would block "
+                "its event loop (coroutines run in the hub's own loop): await the async form "
+                "instead (`data, stat = await client.get_async(path)`), or run the blocking "
+                "call on a green thread with `await client.handler.spawn(fn, *args)`"
+            )
         raise RuntimeError(
             "cannot block in the eventlet hub's own loop (inside a hub timer or "
             "listener callback); call this from a green thread instead"

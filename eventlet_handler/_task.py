@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Generator, Optional, Tuple
 
+from ._aiobridge import loop_future
 from ._errors import HandlerStoppedError
 from ._primitives import Event
 from .stats import describe
@@ -68,3 +69,19 @@ class Task:
     def is_alive(self) -> bool:
         """True until the task's function has returned or raised. Any thread."""
         return not self._done.is_set()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``value = await handler.spawn(fn, ...)``: what ``fn`` returned, or raises what it raised.
+
+        From a coroutine on eventlet's asyncio hub or on a plain asyncio loop in any
+        native thread; the loop never blocks while ``fn`` runs on its green thread of
+        the home hub, so a coroutine can run any blocking kazoo call (a recipe) this way.
+        Cancelling the awaiting task detaches it: ``fn`` runs on (a green thread is
+        not killed mid-request; to give up a ``Lock.acquire``, call ``lock.cancel()``).
+        """
+        done = self._done
+        if not done.is_set():
+            yield from loop_future((done._lock, done.is_set, done._waiters), None, None)
+        if self.exception is not None:
+            raise self.exception
+        return self.value

@@ -39,6 +39,7 @@ from typing import Any, Callable
 import eventlet
 import greenlet
 
+from ._aiobridge import fail_pending_awaits
 from ._errors import HandlerStoppedError, NoHubError
 from ._home import WORKER_NAMES, Home
 from ._hubs import current_hub, thread_has_no_hub
@@ -258,6 +259,7 @@ class EventletHandler(KazooSurface):
             # With the state: a start() racing a stop a callback requested must find
             # the home either still attached to this run or already detached, never between.
             home.detach()
+        fail_pending_awaits(self)
         if not self._exiting:  # at exit, Home.abandon's one debug line says it all
             LOG.info("%r stopped", self)
 

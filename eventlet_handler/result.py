@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Protocol
+from typing import Any, Callable, Generator, List, Optional, Protocol
 
+from ._aiobridge import awaiting_loop, loop_future
 from ._errors import HandlerTimeoutError
 from ._parking import Waiter, allocate_lock, check_timeout, wait_until, wake_all
 
@@ -37,6 +38,7 @@ class AsyncResult:
        run at once in the thread that triggers them (kazoo's rule).
     4. Setting an already ready result again replaces the value (as kazoo's
        results do) but wakes and calls nobody a second time.
+    5. ``await result`` from a coroutine: see :meth:`__await__`.
     """
 
     __slots__ = ("_handler", "_lock", "_value", "_exception", "_waiters", "_links")
@@ -128,6 +130,24 @@ class AsyncResult:
         """Block until ready or ``timeout``; return :meth:`ready`. Contract 2."""
         check_timeout(timeout)
         return wait_until(self._lock, self.ready, self._waiters, timeout)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``value = await result``: the value, or the exception raised, as :meth:`get` would.
+
+        From a coroutine on eventlet's asyncio hub (either mode), or on a plain asyncio
+        loop in any native thread (isolated mode only: shared mode raises
+        ``RuntimeError`` saying why). The loop never blocks: an asyncio future made on
+        the awaiting loop is settled through its ``call_soon_threadsafe`` by whichever
+        thread sets this result (:mod:`eventlet_handler._aiobridge`). Cancelling the
+        awaiting task (``asyncio.timeout()``, ``wait_for``) only detaches it: kazoo
+        cannot cancel the request. ``handler.stop()`` fails a pending await with
+        ``HandlerStoppedError``.
+        """
+        if self._exception is _PENDING:
+            yield from loop_future((self._lock, self.ready, self._waiters), None, self._handler)
+        else:
+            awaiting_loop(self._handler)  # refused or not, whatever the timing
+        return self.get(block=False)
 
     def rawlink(self, callback: Link) -> None:
         """Call ``callback(self)`` on the completion worker once ready (contract 3).

@@ -11,6 +11,8 @@
   green thread: the same green thread, another green thread of its hub, or a
   native thread.
 * ``mode`` axis: the handler's ``shared`` and ``isolated`` modes.
+* ``awaiter`` axis (``tests/awaiters.py``): who awaits, as a coroutine: one on
+  eventlet's asyncio hub, one on a plain asyncio loop in a native thread.
 
 The ZooKeeper fixtures (``zookeeper_server``, ``zookeeper_ensemble``,
 ``eventlet_handler``, ``kazoo_client``) come from the package's pytest plugin.
@@ -37,6 +39,7 @@ with warnings.catch_warnings():
     import eventlet
     from eventlet import hubs, patcher
 
+from awaiters import AWAITERS, Awaiter
 from eventlet_handler import EventletHandler
 from eventlet_handler._hubthread import shutdown_current_hub
 
@@ -207,6 +210,11 @@ class Caller:
 @pytest.fixture(params=CALLERS)
 def caller(request: pytest.FixtureRequest) -> Caller:
     return Caller(request.param)
+
+
+@pytest.fixture(params=AWAITERS)
+def awaiter(request: pytest.FixtureRequest) -> Awaiter:
+    return Awaiter(request.param)
 
 
 @pytest.fixture(params=MODES)
