@@ -9,13 +9,14 @@ TEST_MARK ?= not slow
 # The suite fails, instead of skipping, when the ZooKeeper it was promised is missing.
 export EVENTLET_HANDLER_REQUIRE_ZOOKEEPER := 1
 
-.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build clean
+.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick chaos build clean
 
 help:
 	@echo "make test      - install what is needed (venv, ZooKeeper) and run the test suite"
 	@echo "make test-all  - the same, including tests marked slow (none at present)"
 	@echo "make demo      - run examples/demo.py against a local ZooKeeper (or ZK_HOSTS)"
 	@echo "make bench     - benchmarks against kazoo's handlers (bench-quick: a short run)"
+	@echo "make chaos     - combined faults on a real ensemble, both modes, checked (CHAOS_SECONDS, CHAOS_SEED, CHAOS_RUNS, CHAOS_MEMBERS)"
 
 # apt-get install $(1) as root, or with sudo; says what to do when it cannot.
 define apt_install
@@ -69,6 +70,18 @@ bench: venv zookeeper
 
 bench-quick: venv zookeeper
 	$(PY) benchmarks/run.py --quick
+
+# Chaos runs (chaos/): CHAOS_SECONDS per mode and seed (150: about 5 minutes for both
+# modes), CHAOS_SEED (empty: from the clock; the same seed replays the same faults),
+# CHAOS_RUNS consecutive seeds, CHAOS_MEMBERS 3 or 5. Reports go to chaos/results/.
+CHAOS_SECONDS ?= 150
+CHAOS_SEED    ?=
+CHAOS_RUNS    ?= 1
+CHAOS_MEMBERS ?= 3
+
+chaos: venv zookeeper
+	CHAOS_SECONDS="$(CHAOS_SECONDS)" CHAOS_SEED="$(CHAOS_SEED)" CHAOS_RUNS="$(CHAOS_RUNS)" \
+	CHAOS_MEMBERS="$(CHAOS_MEMBERS)" $(PY) -m chaos
 
 build: venv
 	$(PY) -m pip install -q build
