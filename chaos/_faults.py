@@ -40,10 +40,12 @@ class Injector:
         green_sleep: Callable[[float], None],
         hog_sleep: Callable[[float], None],
         make_handler: Callable[[], Any],
+        wait_for_resume_before_stop: bool = False,
     ) -> None:
         self.ensemble, self.client, self.history = ensemble, client, history
         self._blocking, self._spawn, self._sleep = run_blocking, spawn_green, green_sleep
         self._hog_sleep, self._make_handler = hog_sleep, make_handler
+        self.wait_for_resume_before_stop = wait_for_resume_before_stop
         self._busy: set[Any] = set()  # members a fault of the running group holds
         self._injectors: dict[str, Callable[[Fault], dict[str, Any]]] = {
             "kill": self._kill,
@@ -154,6 +156,17 @@ class Injector:
             other.close()
 
     def _restart(self, fault: Fault) -> dict[str, Any]:
+        waited = 0.0
+        if self.wait_for_resume_before_stop:
+            # KNOWN BUG (routed to home, tests/integration/test_chaos_regressions.py): an
+            # isolated handler's stop() abandons kazoo's connection loop while a connect
+            # attempt to a paused member takes longer than its 5 s task grace, leaving the
+            # client unusable. Until that is fixed, isolated runs stop only once no member
+            # is paused; CHAOS_STOP_WHILE_PAUSED=1 turns this off.
+            began = time.monotonic()
+            while any(m.paused for m in self.ensemble.members):
+                self._sleep(0.05)
+            waited = time.monotonic() - began
         paused = [m.server_id for m in self.ensemble.members if m.paused]
         self.history.event("stop_called", wall=time.time(), paused=paused)
         self._blocking(self.client.stop)
@@ -170,7 +183,7 @@ class Injector:
                     raise
                 self._blocking(self.client.stop)
         self.history.event("start_returned", wall=time.time())
-        return {"paused_at_stop": paused}
+        return {"paused_at_stop": paused, "waited_for_resume_s": round(waited, 3)}
 
     def _hog(self, fault: Fault) -> dict[str, Any]:
         hog = self._spawn(self._hog_sleep, fault.duration)  # blocks the whole hub, on purpose

@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import sys
-import time
-from typing import Any
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -40,9 +38,10 @@ def main(argv: list[str]) -> int:
         eventlet.monkey_patch()
     from . import _runner
 
-    report = _runner.run(args.mode, args.seed, args.seconds, args.members)
     os.makedirs(args.report_dir, exist_ok=True)
-    path = os.path.join(args.report_dir, f"{args.mode}-seed{args.seed}-m{args.members}.json")
+    stem = os.path.join(args.report_dir, f"{args.mode}-seed{args.seed}-m{args.members}")
+    report = _runner.run(args.mode, args.seed, args.seconds, args.members, stem + ".log")
+    path = stem + ".json"
     with open(path, "w") as out:
         json.dump(report, out, indent=1, default=str)
     from ._report import text
@@ -53,8 +52,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    time.sleep(0)
-    raise SystemExit(code)
+    raise SystemExit(main(sys.argv[1:]))

@@ -99,7 +99,10 @@ class Workload:
         self.ledger: list[Hold] = []
         self.data_seen: list[tuple[bytes | None, int | None]] = []
         self.children_seen: list[list[str]] = []
+        self.watch_times: dict[str, float] = {}  # when each watch last fired (monotonic)
         self.tree_cache: Any = None
+        self.data_watch: Any = None
+        self.children_watch: Any = None
         self.workers: list[Any] = []
         self.caller_kinds = {"green": GREEN_WORKERS, "native": NATIVE_WORKERS, "asyncio": 0}
 
@@ -114,8 +117,8 @@ class Workload:
             client.create(path, b"0", makepath=True)
         client.add_listener(self._on_state)
         self.history.event("connected", session=client.client_id[0])
-        client.DataWatch(paths.hot[0], self._on_data)
-        client.ChildrenWatch(paths.seq, self._on_children)
+        self.data_watch = client.DataWatch(paths.hot[0], self._on_data)
+        self.children_watch = client.ChildrenWatch(paths.seq, self._on_children)
         from kazoo.recipe.cache import TreeCache
 
         self.tree_cache = TreeCache(client, paths.tree)
@@ -142,9 +145,11 @@ class Workload:
 
     def _on_data(self, data: bytes | None, stat: Any) -> None:
         self.data_seen.append((data, stat.version if stat is not None else None))
+        self.watch_times["DataWatch"] = time.monotonic()
 
     def _on_children(self, children: list[str]) -> None:
         self.children_seen.append(sorted(children))
+        self.watch_times["ChildrenWatch"] = time.monotonic()
 
     # -- one caller -------------------------------------------------------------
 

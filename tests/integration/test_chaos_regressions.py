@@ -1,0 +1,92 @@
+"""Bugs the chaos runs found, each as a deterministic regression test.
+
+A bug in library code another branch owns is marked ``xfail(strict=True)`` with its
+reason, so the test turns the suite red the moment the fix lands (remove the mark then).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import eventlet
+import pytest
+from kazoo.client import KazooClient
+
+from eventlet_handler import EventletHandler
+from eventlet_handler.testing.zookeeper import ZooKeeperServer
+
+pytestmark = pytest.mark.timeout(120)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug (chaos, routed to the owner of _bridge.py): the main thread's bridge guard is a "
+    "weakref.finalize, which also runs at interpreter exit and closes the main hub's epoll before "
+    "later atexit hooks (eventlet.tpool's killall) use the hub",
+)
+def test_main_hub_still_usable_by_atexit_hooks_after_a_bridge_was_made() -> None:
+    script = textwrap.dedent(
+        """
+        import atexit, eventlet, eventlet.tpool
+        eventlet.tpool.execute(lambda: None)  # registers tpool.killall, which sleeps on the hub
+        from eventlet_handler._bridge import local_bridge
+        local_bridge()  # any green park of the main thread makes it
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "closed epoll" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a socket that accepts TCP connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+_ISOLATED_STOP_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="bug (chaos isolated seed 100, routed to home: handler.py stop): in isolated mode, "
+    "stop() abandons kazoo's connection loop when it is busy for longer than the 5 s task grace "
+    "(a connect attempt to an unresponsive member); kazoo's stop() then waits for a loop that "
+    "will never run again and raises WriterNotClosedException, and the client can neither be "
+    "closed nor started again",
+)
+
+
+@pytest.mark.parametrize("mode", ["shared", pytest.param("isolated", marks=_ISOLATED_STOP_BUG)])
+def test_client_stop_during_a_slow_connect_attempt_leaves_it_restartable(
+    zookeeper_server: ZooKeeperServer, blackhole: str, mode: str
+) -> None:
+    handler = EventletHandler(mode=mode)
+    # 16 s session timeout over 2 hosts: kazoo waits 8 s (> the 5 s grace) for the
+    # blackhole's connect reply before it tries the real server.
+    client = KazooClient(hosts=f"{blackhole},{zookeeper_server.hosts}", handler=handler,
+                         timeout=16.0, randomize_hosts=False)
+    client.start_async()
+    eventlet.sleep(1.0)  # kazoo's connection loop now waits on the blackhole
+    try:
+        client.stop()
+        client.close()
+        client.start(timeout=30)
+        assert client.exists("/") is not None
+    finally:
+        if client.connected:
+            client.stop()
+        handler.stop(timeout=10)
