@@ -97,31 +97,35 @@ class Injector:
         except OSError:
             return None
 
-    def _kill(self, fault: Fault) -> dict[str, Any]:
+    def _on_member(self, fault: Fault, act: Callable[[Any], None]) -> dict[str, Any]:
+        """Pick the fault's member, hold it for the group while ``act(member)`` runs."""
         member = self._pick(fault.target)
         if member is None:
-            return {"skipped": "no running member to kill"}
+            return {"skipped": f"no running member left for {fault.kind}"}
         try:
             was = member.mode()
+            act(member)
+        finally:
+            self._busy.discard(member)
+        return {"member": member.server_id, "was": was}
+
+    def _kill(self, fault: Fault) -> dict[str, Any]:
+        def act(member: Any) -> None:
             self._blocking(member.kill)
             self._sleep(fault.duration)
             self._blocking(member.start, _START_TIMEOUT)
-        finally:
-            self._busy.discard(member)
-        return {"member": member.server_id, "was": was, "restart_seconds": member.last_start_seconds}
+
+        return self._on_member(fault, act)
 
     def _pause(self, fault: Fault) -> dict[str, Any]:
-        member = self._pick(fault.target)
-        if member is None:
-            return {"skipped": "no running member to pause"}
-        try:
-            was = member.mode()
+        def act(member: Any) -> None:
             member.pause()
-            self._sleep(fault.duration)
-        finally:
-            member.resume()
-            self._busy.discard(member)
-        return {"member": member.server_id, "was": was}
+            try:
+                self._sleep(fault.duration)
+            finally:
+                member.resume()
+
+        return self._on_member(fault, act)
 
     # -- client faults -----------------------------------------------------------
 
