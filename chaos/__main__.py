@@ -20,7 +20,7 @@ _SLACK = 300.0  # seconds a run may take beyond CHAOS_SECONDS (ensemble start, s
 
 def run_one(mode: str, seed: int, seconds: float, members: int, report_dir: str) -> int:
     argv = [
-        sys.executable, "-W", "ignore::DeprecationWarning", "-m", "chaos._run", "--mode", mode,
+        sys.executable, "-W", "ignore", "-m", "chaos._run", "--mode", mode,
         "--seed", str(seed), "--seconds", str(seconds), "--members", str(members), "--report-dir", report_dir,
     ]
     env = dict(os.environ, PYTHONWARNINGS="ignore")

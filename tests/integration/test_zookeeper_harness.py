@@ -402,11 +402,17 @@ def test_ZooKeeperEnsemble_reelects_after_leader_stops(client_factory):
 
 
 @requires_zookeeper
-def test_ZooKeeperServer_kill_keeps_port_and_data_and_start_brings_it_back(server, client_factory):
+def test_ZooKeeperServer_kill_keeps_port_and_data_and_start_brings_it_back(server, client_factory, monkeypatch):
+    from eventlet_handler.testing.zookeeper import _process
+
+    sent = []
+    real = _process._send_signal
+    monkeypatch.setattr(_process, "_send_signal", lambda process, signum: (sent.append(signum), real(process, signum)))
     hosts = server.hosts
     client_factory(server.hosts).create("/killed", b"kept")
     pid = server.pid
     server.kill()
+    assert signal.SIGKILL in sent and signal.SIGTERM not in sent, sent  # a crash, not a clean exit
     assert server.mode() == "stopped" and not pid_exists(pid)
     server.start()
     assert server.hosts == hosts
