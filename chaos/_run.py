@@ -30,12 +30,41 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+HANG_SLACK = float(os.environ.get("CHAOS_HANG_SLACK", "200"))  # s beyond --seconds: hung (the launcher allows 300)
+
+
+def _dump_if_hung(after: float) -> None:
+    """From a native thread: if the run is still going after ``after`` s, print the stack of
+    every native thread and every green thread to stderr and exit 3 (a hang is a finding)."""
+    import faulthandler
+    import gc
+    import traceback
+
+    from eventlet import patcher
+
+    def watch() -> None:
+        patcher.original("time").sleep(after)
+        print(f"chaos: run still going after {after:.0f}s: stacks follow", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        import greenlet
+
+        for glet in gc.get_objects():
+            if isinstance(glet, greenlet.greenlet) and glet.gr_frame is not None:
+                print(f"--- {glet!r}", file=sys.stderr)
+                traceback.print_stack(glet.gr_frame, file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(3)
+
+    patcher.original("threading").Thread(target=watch, daemon=True, name="chaos-hang-dump").start()
+
+
 def main(argv: list[str]) -> int:
     args = _parse(argv)
     if args.mode == "shared":
         import eventlet
 
         eventlet.monkey_patch()
+    _dump_if_hung(args.seconds + HANG_SLACK)
     from . import _runner
 
     os.makedirs(args.report_dir, exist_ok=True)
