@@ -162,11 +162,11 @@ class Injector:
     def _restart(self, fault: Fault) -> dict[str, Any]:
         waited = 0.0
         if self.wait_for_resume_before_stop:
-            # KNOWN BUG (routed to home, tests/integration/test_chaos_regressions.py): an
-            # isolated handler's stop() abandons kazoo's connection loop while a connect
-            # attempt to a paused member takes longer than its 5 s task grace, leaving the
-            # client unusable. Until that is fixed, isolated runs stop only once no member
-            # is paused; CHAOS_STOP_WHILE_PAUSED=1 turns this off.
+            # KNOWN BUGS (routed to home, tests/integration/test_chaos_regressions.py):
+            # stop() while a member is paused abandons kazoo's connection loop after the
+            # isolated handler's 5 s task grace, and deadlocks it in shared mode (watcher
+            # events run inline in the loop). Until they are fixed, runs stop the client
+            # only once no member is paused; CHAOS_STOP_WHILE_PAUSED=1 turns this off.
             began = time.monotonic()
             while any(m.paused for m in self.ensemble.members):
                 self._sleep(0.05)

@@ -130,7 +130,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
         ensemble, client, history,
         run_blocking=mode.run_blocking, spawn_green=mode.spawn_green,
         green_sleep=eventlet.sleep, hog_sleep=_native_time.sleep, make_handler=mode.make_handler,
-        wait_for_resume_before_stop=mode_name == "isolated" and not STOP_WHILE_PAUSED,
+        wait_for_resume_before_stop=not STOP_WHILE_PAUSED,
     )
     verifier = None
     stranded_detail: list[dict[str, Any]] = []
