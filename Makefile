@@ -9,7 +9,7 @@ TEST_MARK ?= not slow
 # The suite fails, instead of skipping, when the ZooKeeper it was promised is missing.
 export EVENTLET_HANDLER_REQUIRE_ZOOKEEPER := 1
 
-.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build mutants clean
+.PHONY: help venv python-venv zookeeper zookeeper-package test test-unit test-patched test-asyncio test-all demo bench bench-quick build mutants chaos clean
 .PHONY: docs docs-venv test-compat test-compat-corners
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make docs      - build the documentation into docs/_build/html (warnings are errors)"
 	@echo "make test-compat - the whole kazoo x eventlet x tooz x Python matrix, one venv each"
 	@echo "make mutants   - mutation testing of the core (MUTANTS_MODULES=_selfpipe,_task for a subset)"
+	@echo "make chaos     - combined faults on a real ensemble, both modes, checked (CHAOS_SECONDS, CHAOS_SEED, CHAOS_RUNS, CHAOS_MEMBERS)"
 
 # apt-get install $(1) as root, or with sudo; says what to do when it cannot.
 define apt_install
@@ -97,6 +98,17 @@ docs: docs-venv
 mutants: venv zookeeper
 	$(PY) -m pip install -q -e '.[test,mutants]'
 	nice -n 10 $(PY) mutants/run.py
+# Chaos runs (chaos/): CHAOS_SECONDS per mode and seed (150: about 5 minutes for both
+# modes), CHAOS_SEED (empty: from the clock; the same seed replays the same faults),
+# CHAOS_RUNS consecutive seeds, CHAOS_MEMBERS 3 or 5. Reports go to chaos/results/.
+CHAOS_SECONDS ?= 150
+CHAOS_SEED    ?=
+CHAOS_RUNS    ?= 1
+CHAOS_MEMBERS ?= 3
+
+chaos: venv zookeeper
+	CHAOS_SECONDS="$(CHAOS_SECONDS)" CHAOS_SEED="$(CHAOS_SEED)" CHAOS_RUNS="$(CHAOS_RUNS)" \
+	CHAOS_MEMBERS="$(CHAOS_MEMBERS)" $(PY) -m chaos
 
 build: venv
 	$(PY) -m pip install -q build

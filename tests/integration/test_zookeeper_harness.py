@@ -1,6 +1,7 @@
 """The real-ZooKeeper harness, checked with kazoo's *threading* handler (no eventlet here)."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -75,23 +76,36 @@ def tls_server():
         yield zk
 
 
-def test_zookeeper_module_imports_neither_eventlet_nor_kazoo():
+def test_zookeeper_package_imports_neither_eventlet_nor_kazoo():
     """Benchmarks load the harness next to kazoo's own handlers: it must stay neutral.
     Nor cryptography (a test extra): only a TLS server needs it."""
-    path = os.path.join(REPO_ROOT, "eventlet_handler", "testing", "zookeeper.py")
     script = textwrap.dedent(
-        f"""
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location("zk_harness", {path!r})
-        module = sys.modules["zk_harness"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        """
+        import sys
+        import eventlet_handler.testing.zookeeper as zk
+        zk.ZooKeeperServer, zk.ZooKeeperEnsemble, zk.zookeeper_available
         print(sorted(name for name in sys.modules
                      if name.split(".")[0] in ("eventlet", "kazoo", "cryptography")))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_zookeeper_package_has_no_import_cycle_and_small_modules():
+    """Each module imports only modules before it (errors < java, probes, watchdog <
+    process < server < standalone, ensemble; tls needs only errors), and none is huge."""
+    package = os.path.join(REPO_ROOT, "eventlet_handler", "testing", "zookeeper")
+    order = ["_errors", "_java", "_probes", "_watchdog", "_tls", "_process", "_server", "_standalone", "_ensemble"]
+    for index, name in enumerate(order):
+        with open(os.path.join(package, name + ".py")) as source:
+            text = source.read()
+        later = {other for other in order[index + 1 :] if f"from .{other} import" in text or f"{other}," in text
+                 or f"import {other}" in text}
+        assert not later, f"{name} imports {later}, which come after it"
+        assert len(text.splitlines()) <= 400, f"{name} has {len(text.splitlines())} lines"
 
 
 def test_zookeeper_available_false_without_jars(tmp_path):
@@ -318,20 +332,20 @@ def test_ZooKeeperEnsemble_member_by_port_unknown_raises():
 
 @requires_zookeeper
 def test_ZooKeeperServer_start_retries_on_port_clash(monkeypatch):
-    from eventlet_handler.testing import zookeeper
+    from eventlet_handler.testing.zookeeper import _process
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real_free_ports = zookeeper._free_ports
+    real_free_ports = _process.free_ports
     calls = []
 
     def free_ports(count):
         calls.append(count)
         return [taken] if len(calls) == 1 else real_free_ports(count)
 
-    monkeypatch.setattr(zookeeper, "_free_ports", free_ports)
+    monkeypatch.setattr(_process, "free_ports", free_ports)
     try:
         with ZooKeeperServer() as zk:
             assert zk.port != taken
@@ -385,3 +399,56 @@ def test_ZooKeeperEnsemble_reelects_after_leader_stops(client_factory):
         leader.start()
         assert ensemble.leader() is not None
         assert client.get("/after-election")[0] == b"ok"
+
+
+@requires_zookeeper
+def test_ZooKeeperServer_kill_keeps_port_and_data_and_start_brings_it_back(server, client_factory, monkeypatch):
+    from eventlet_handler.testing.zookeeper import _process
+
+    sent = []
+    real = _process._send_signal
+    monkeypatch.setattr(_process, "_send_signal", lambda process, signum: (sent.append(signum), real(process, signum)))
+    hosts = server.hosts
+    client_factory(server.hosts).create("/killed", b"kept")
+    pid = server.pid
+    server.kill()
+    assert signal.SIGKILL in sent and signal.SIGTERM not in sent, sent  # a crash, not a clean exit
+    assert server.mode() == "stopped" and not pid_exists(pid)
+    server.start()
+    assert server.hosts == hosts
+    assert client_factory(server.hosts).get("/killed")[0] == b"kept"
+
+
+@requires_zookeeper
+def test_ZooKeeperEnsemble_leader_kill_restart_and_mntr():
+    """kill -9 of the leader, by PID: the others elect a new one; the old one restarts on
+    its ports with its data and rejoins; mntr agrees with srvr."""
+    with ZooKeeperEnsemble(3) as ensemble:
+        leader = ensemble.leader()
+        assert leader is not None
+        assert leader.mntr()["zk_server_state"] == "leader"
+        ports, pid = leader.peer_ports, leader.pid
+        leader.kill()
+        assert not pid_exists(pid)
+        wait_until(lambda: ensemble.leader() not in (None, leader), 20, "a new leader")
+        leader.start(timeout=30)
+        assert leader.peer_ports == ports and leader.mode() in ("leader", "follower")
+        assert sorted(m.mntr()["zk_server_state"] for m in ensemble.members) == ["follower", "follower", "leader"]
+
+
+@requires_zookeeper
+def test_ZooKeeperEnsemble_stop_signals_each_member_once(monkeypatch):
+    from eventlet_handler.testing.zookeeper import _process
+
+    sent = []
+    real = _process._send_signal
+
+    def record(process, signum):
+        sent.append((process.pid, signum))
+        real(process, signum)
+
+    with ZooKeeperEnsemble(3) as ensemble:
+        pids = [member.pid for member in ensemble.members]
+        monkeypatch.setattr(_process, "_send_signal", record)
+    terms = [pid for pid, signum in sent if signum == signal.SIGTERM]
+    assert sorted(terms) == sorted(pids), sent

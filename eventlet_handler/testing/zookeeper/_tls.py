@@ -2,7 +2,7 @@
 
 Its own module so that the ZooKeeper harness imports ``cryptography`` only when a
 test asks for TLS: a plain server, and the pytest plugin's fixtures, work without it.
-Any thread; writes files only.
+It imports only :mod:`._errors` of the harness (no cycle).  Any thread; writes files only.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from eventlet_handler.testing.zookeeper import ZooKeeperUnavailable
+from ._errors import ZooKeeperUnavailable
 
 LOOPBACK = "127.0.0.1"
-
-
 
 @dataclasses.dataclass(frozen=True)
 class TLSMaterial:
