@@ -47,6 +47,7 @@ intersphinx_mapping = {
 # Add a module here and an ``automodule`` for it in api.rst.
 PUBLIC_MODULES = (
     "eventlet_handler",
+    "eventlet_handler.aio",
     "eventlet_handler.config",
     "eventlet_handler.tooz",
     "eventlet_handler.testing",

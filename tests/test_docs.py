@@ -33,7 +33,10 @@ PAGES = sorted(p for p in DOCS.glob("*.rst"))
 PLACEHOLDER_HOSTS = "127.0.0.1:2181"
 LANGUAGES = {"python", "console", "ini"}
 # literalinclude targets and the test that runs each one.
-INCLUDED_AND_RUN = {"examples/test_app_example.py": "tests/test_readme.py"}
+INCLUDED_AND_RUN = {
+    "examples/test_app_example.py": "tests/test_readme.py",
+    "examples/asyncio_example.py": "tests/test_aio_example.py",
+}
 _DIRECTIVE = re.compile(r"^(?P<indent> *)\.\. code-block:: *(?P<lang>\S+)\s*$")
 _MARK = re.compile(r"^ *\.\. docs-test: *(?P<mark>\S+)\s*$")
 
