@@ -108,7 +108,9 @@ def on_thread_exit(fn: Callable[..., None], *args: Any) -> None:
     guard = getattr(_thread_local, "guard", None)
     if guard is None:
         guard = _thread_local.guard = _ThreadExitGuard()
-        weakref.finalize(guard, _run_all, guard.callbacks)
+        # Not at interpreter exit: later atexit hooks (eventlet.tpool's killall) still
+        # use the main thread's hub, and the process is ending anyway.
+        weakref.finalize(guard, _run_all, guard.callbacks).atexit = False
     guard.callbacks.append((fn, args))
 
 

@@ -25,19 +25,14 @@ pytestmark = pytest.mark.timeout(120)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (chaos, routed to the owner of _bridge.py): the main thread's bridge guard is a "
-    "weakref.finalize, which also runs at interpreter exit and closes the main hub's epoll before "
-    "later atexit hooks (eventlet.tpool's killall) use the hub",
-)
 def test_main_hub_still_usable_by_atexit_hooks_after_a_bridge_was_made() -> None:
     script = textwrap.dedent(
         """
         import atexit, eventlet, eventlet.tpool
         eventlet.tpool.execute(lambda: None)  # registers tpool.killall, which sleeps on the hub
-        from eventlet_handler._bridge import local_bridge
-        local_bridge()  # any green park of the main thread makes it
+        from eventlet import hubs
+        from eventlet_handler._bridge import bridge_of
+        bridge_of(hubs.get_hub(), create=True)  # any green park of the main thread makes it
         """
     )
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -60,17 +55,7 @@ def blackhole() -> Iterator[str]:
         sock.close()
 
 
-_ISOLATED_STOP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug (chaos isolated seed 100, routed to home: handler.py stop): in isolated mode, "
-    "stop() abandons kazoo's connection loop when it is busy for longer than the 5 s task grace "
-    "(a connect attempt to an unresponsive member); kazoo's stop() then waits for a loop that "
-    "will never run again and raises WriterNotClosedException, and the client can neither be "
-    "closed nor started again",
-)
-
-
-@pytest.mark.parametrize("mode", ["shared", pytest.param("isolated", marks=_ISOLATED_STOP_BUG)])
+@pytest.mark.parametrize("mode", ["shared", "isolated"])
 def test_client_stop_during_a_slow_connect_attempt_leaves_it_restartable(
     zookeeper_server: ZooKeeperServer, blackhole: str, mode: str
 ) -> None:
@@ -92,20 +77,7 @@ def test_client_stop_during_a_slow_connect_attempt_leaves_it_restartable(
         handler.stop(timeout=10)
 
 
-_INLINE_DISPATCH_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug (chaos shared seed 207 hung, routed to home: handler.py _post/run_inline): once "
-    "client.stop() has stopped the handler, kazoo's connection loop still drops the connection "
-    "(here: no answer to the close from a paused server) and dispatches its watchers' NONE events; "
-    "the stopped handler runs them inline, in the connection loop itself; DataWatch's callback "
-    "makes a synchronous get() that only that loop could answer: the loop deadlocks, stop() never "
-    "finishes and every caller waiting on the client is stranded",
-)
-
-
-@pytest.mark.parametrize(
-    "mode", [pytest.param("shared", marks=_INLINE_DISPATCH_BUG), pytest.param("isolated", marks=_ISOLATED_STOP_BUG)]
-)
+@pytest.mark.parametrize("mode", ["shared", "isolated"])
 def test_client_stop_with_a_datawatch_while_the_server_is_paused_returns(
     zookeeper_server: ZooKeeperServer, mode: str
 ) -> None:
