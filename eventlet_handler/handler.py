@@ -20,7 +20,11 @@ dispatch. Rules the code below keeps:
    marker, which always travels through the bridge, is behind every callback
    queued before ``stop()`` began.
 4. A callback dispatched while the handler is not running runs at once in the
-   dispatching thread (kazoo's rule for stopped handlers): none is ever lost.
+   dispatching thread (kazoo's rule for stopped handlers): none is ever lost. One
+   dispatched from the home hub of a stopped handler whose home is still open
+   (kazoo's connection loop, dropping the connection after ``stop()``) runs on a
+   task of its own there instead: inline, a callback that waits on the client
+   (DataWatch's ``get()``) would wait on the very loop that dispatched it.
 5. ``start()`` and ``stop()`` are serialized by a cross-hub lock, except ``stop()``
    from inside a callback, which only requests the stop (waiting there would wait
    on itself); the last worker to exit then finishes it.
@@ -320,6 +324,12 @@ class EventletHandler(KazooSurface):
                 # dispatched earlier from another thread stays ahead of this one.
                 if home.post(home.workers[which].queue.put, (func, args)):
                     return  # else the home hub itself is gone: run it here
+        if home is not None and current_hub() is home.hub:  # rule 4: not in the loop itself
+            try:
+                home.spawn(run_inline, (func, args), {})
+                return
+            except HandlerStoppedError:  # the home retired meanwhile
+                pass
         run_inline(func, args)
 
     def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
