@@ -162,11 +162,10 @@ class Injector:
     def _restart(self, fault: Fault) -> dict[str, Any]:
         waited = 0.0
         if self.wait_for_resume_before_stop:
-            # KNOWN BUGS (routed to home, tests/integration/test_chaos_regressions.py):
-            # stop() while a member is paused abandons kazoo's connection loop after the
-            # isolated handler's 5 s task grace, and deadlocks it in shared mode (watcher
-            # events run inline in the loop). Until they are fixed, runs stop the client
-            # only once no member is paused; CHAOS_STOP_WHILE_PAUSED=1 turns this off.
+            # Workaround for two fixed bugs (tests/integration/test_chaos_regressions.py:
+            # stop() while a member was paused abandoned kazoo's connection loop in
+            # isolated mode and deadlocked it in shared mode). CHAOS_STOP_WHILE_PAUSED=0
+            # brings it back: runs then stop the client only once no member is paused.
             began = time.monotonic()
             while any(m.paused for m in self.ensemble.members):
                 self._sleep(0.05)
