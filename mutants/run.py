@@ -46,13 +46,17 @@ MODULES: Dict[str, List[str]] = {
     "_worker": ["tests/contract/test_worker.py", "tests/test_stats.py", "tests/contract/test_handler.py",
                 "tests/contract/test_claims.py"],
     "_bridge": ["tests/contract/test_bridge.py", "tests/contract/test_handler.py"],
-    "_parking": ["tests/contract/test_primitives.py", "tests/contract/test_result.py"],
+    "_parking": ["tests/contract/test_primitives.py", "tests/contract/test_result.py",
+                 "tests/contract/test_idle_wait.py"],
     "result": ["tests/contract/test_result_surface.py", "tests/contract/test_result.py"],
-    "_select": ["tests/contract/test_wakepair.py", "tests/integration/test_starvation.py",
+    "_select": ["tests/contract/test_select.py", "tests/contract/test_select_idle.py",
+                "tests/contract/test_wakepair.py", "tests/integration/test_starvation.py",
                 "tests/integration/test_isolated.py"],
     "_primitives": ["tests/contract/test_primitives.py"],
     "handler": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
     "_hubthread": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
+    "_home": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_lifecycle.py"],
+    "_hubs": ["tests/contract/test_handler.py", "tests/contract/test_bridge.py", "tests/integration/test_isolated.py"],
 }
 
 PYTEST_FLAGS = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--no-header", "-rN"]
