@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -158,6 +159,21 @@ class JavaProcess:
 
     def signal(self, signum: int) -> None:
         _send_signal(self.popen, signum)
+
+    def wait_stopped(self, timeout: float = 5.0) -> bool:
+        """After SIGSTOP: wait (bounded) until the kernel shows the JVM stopped, since
+        ``kill()`` returns before the signal has taken effect. True once it has."""
+        deadline = time.monotonic() + timeout
+        stat = Path(f"/proc/{self.popen.pid}/stat")
+        while time.monotonic() < deadline:
+            try:
+                state = stat.read_text().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                return False  # gone, or no procfs: nothing more to wait for
+            if state in ("T", "t"):
+                return True
+            time.sleep(0.005)
+        return False
 
     def begin_stop(self, signum: int = _SIGTERM) -> None:
         """Send ``signum`` (SIGTERM: exit cleanly; SIGKILL: crash), waking the JVM first if paused."""

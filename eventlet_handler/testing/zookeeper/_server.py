@@ -191,8 +191,10 @@ class ServerBase:
 
     def pause(self) -> None:
         """Freeze the JVM (SIGSTOP): connections stay open but nothing is answered."""
-        self._running_process("pause").signal(signal.SIGSTOP)
+        process = self._running_process("pause")
+        process.signal(signal.SIGSTOP)
         self._paused = True
+        process.wait_stopped()
 
     def resume(self) -> None:
         """Unfreeze the JVM after :meth:`pause` (SIGCONT)."""
