@@ -108,9 +108,11 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     groups = make_schedule(seed, seconds)
     if mode_name == "isolated":
         eventlet.tpool.execute(lambda: None)  # the tpool threads belong to the baseline
-    from eventlet_handler._bridge import local_bridge
+    from eventlet import hubs
 
-    local_bridge()
+    from eventlet_handler._bridge import bridge_of
+
+    bridge_of(hubs.get_hub(), create=True)  # the main hub's bridge belongs to the baseline
     baseline, threads_before = take_snapshot(), _native_threads()
     history = History(_native_threading.Lock())
     paths = Paths(f"/chaos-{mode_name}-{seed}")
