@@ -218,9 +218,11 @@ def test_failover_when_the_connected_member_stops(
         print(f"\nfailover ({was} member {victim.server_id} stopped): reconnected to member {new_member.server_id} after {reconnected:.2f} s, first write "
               f"acknowledged after the reconnect at {first_ack:.2f} s; writes {len(writers.acknowledged)} acknowledged, errors {writers.errors}")
         assert new_member is not victim
-        # 50 writers in flight when the member went away: some of their requests must have
-        # failed with a connection error (a handler that swallowed them would show none).
-        assert writers.errors_after(began) > 0, f"stopping the member produced no connection error: {writers.errors}"
+        # No "errors > 0" here (the pause test has it): a member stopped with SIGTERM may
+        # answer the requests in flight before it closes, so a stop with no ConnectionLoss
+        # is legitimate (seen in CI: 617 acknowledged, 0 errors). What catches a handler
+        # that swallows ConnectionLoss is the check below: every create() result against
+        # what the server holds.
         assert KazooState.LOST not in states.names(), states.names()
         assert states.names()[:1] == [KazooState.SUSPENDED]
         assert client.client_id[0] == session, "the session did not survive the failover"
