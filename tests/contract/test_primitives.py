@@ -197,3 +197,263 @@ def test_primitives_refuse_bad_timeouts(handler: EventletHandler) -> None:
         lock.acquire(blocking=False, timeout=1)
     with pytest.raises(ValueError, match=">= 0"):
         q.get(timeout=float("nan"))
+
+
+def test_RLock_acquire_blocks_by_default_and_says_whether_it_holds_the_lock(
+    in_hub: InHub, handler: EventletHandler
+) -> None:
+    """Like ``threading.RLock``: re-entry returns True, a refused or timed-out acquire
+    returns False (the caller does not hold it), and ``acquire()`` with no argument
+    waits for the holder to release."""
+    def body() -> None:
+        rlock = handler.rlock_object()
+        assert "count=0" in repr(rlock) and "owner=None" in repr(rlock)
+        assert rlock.acquire() is True
+        assert rlock.acquire() is True, "re-entry by the owner"
+        rlock.release()
+        rlock.release()
+        held, let_go = _threading.Event(), _threading.Event()
+
+        def native_holder() -> None:
+            with rlock:
+                held.set()
+                let_go.wait(10)
+
+        thread = _threading.Thread(target=native_holder, daemon=True)
+        thread.start()
+        until(held.is_set, what="the native thread to take the lock")
+        assert rlock.acquire(blocking=False) is False
+        assert rlock.acquire(timeout=0.01) is False
+        eventlet.spawn_after(0.05, let_go.set)
+        assert rlock.acquire() is True, "acquire() must wait for the holder, not give up"
+        rlock.release()
+        green_wait_native_thread(thread, 5)
+
+    in_hub(body)
+
+
+def test_RLock_serves_a_threading_Condition_owned_per_green_thread(in_hub: InHub, handler: EventletHandler) -> None:
+    """``threading.Condition(rlock)`` asks the lock whether the caller owns it."""
+    def body() -> None:
+        rlock = handler.rlock_object()
+        condition = _threading.Condition(rlock)
+        with pytest.raises(RuntimeError, match="un-acquired"):
+            condition.notify()
+        with rlock:
+            condition.notify()  # the owner may notify
+            other: List[BaseException] = []
+
+            def foreign_notify() -> None:
+                try:
+                    condition.notify()
+                except RuntimeError as exc:
+                    other.append(exc)
+
+            eventlet.spawn(foreign_notify).wait()
+            assert len(other) == 1, "another green thread does not own the lock"
+
+    in_hub(body)
+
+
+def test_Queue_empty_and_nowait_calls_never_block(in_hub: InHub, handler: EventletHandler) -> None:
+    def body() -> None:
+        q = handler.queue_impl(maxsize=1)
+        assert q.empty() is True
+        with eventlet.Timeout(5, AssertionError("get_nowait() on an empty queue blocked")):
+            with pytest.raises(std_queue.Empty):
+                q.get_nowait()
+        q.put_nowait("a")
+        assert q.empty() is False and q.full()
+        with eventlet.Timeout(5, AssertionError("put_nowait() on a full queue blocked")):
+            with pytest.raises(std_queue.Full):
+                q.put_nowait("b")
+        assert q.get_nowait() == "a" and q.empty()
+
+    in_hub(body)
+
+
+def test_Queue_is_full_at_maxsize_and_unbounded_at_zero_or_below(handler: EventletHandler) -> None:
+    """Bounded at exactly ``maxsize`` items for any size, small or large; like
+    ``queue.Queue``, a ``maxsize`` of 0 or less means no bound."""
+    for maxsize in (1, 300):
+        q = handler.queue_impl(maxsize=maxsize)
+        for i in range(maxsize):
+            q.put_nowait(i)
+        assert q.full() and q.qsize() == maxsize
+        with pytest.raises(std_queue.Full):
+            q.put_nowait("one too many")
+    for unbounded in (0, -1):
+        q = handler.queue_impl(maxsize=unbounded)
+        for i in range(500):
+            q.put_nowait(i)
+        assert not q.full() and q.qsize() == 500
+
+
+def test_Queue_refuses_a_maxsize_that_is_not_an_int(handler: EventletHandler) -> None:
+    for bad in ("2", 2.0, True, None):
+        with pytest.raises(TypeError, match="maxsize must be an int"):
+            handler.queue_impl(maxsize=bad)  # type: ignore[arg-type]
+
+
+_time_sleep: Any = patcher.original("time").sleep
+
+
+def test_Lock_acquire_timing_out_as_release_hands_it_over_still_holds_it(handler: EventletHandler) -> None:
+    """A waiter whose timeout runs out just as ``release()`` hands it the lock holds the
+    lock and returns True: returning False there would leave the lock locked for good.
+
+    The race is made wide, not hoped for: the test holds the lock's guard while the
+    waiter times out and a releaser arrives, so both queue on the guard; whichever
+    takes it first, the lock ends up owned by the one that says so."""
+    lock = handler.lock_object()
+    for _ in range(20):
+        assert lock.acquire(blocking=False)
+        results: List[bool] = []
+        waiter = _threading.Thread(target=lambda: results.append(lock.acquire(timeout=0.05)), daemon=True)
+        waiter.start()
+        until(lambda: lock._waiters, what="the waiter to park")
+        with lock._guard:
+            releaser = _threading.Thread(target=lock.release, daemon=True)
+            releaser.start()
+            _time_sleep(0.1)  # the waiter's timeout runs out; both now wait for the guard
+        waiter.join(5)
+        releaser.join(5)
+        assert results and not waiter.is_alive() and not releaser.is_alive()
+        if results[0]:
+            assert lock.locked(), "acquire() said True but the lock is free"
+            lock.release()
+        assert not lock.locked(), "nobody holds the lock, yet it stays locked"
+
+
+def test_Lock_acquire_that_waited_for_the_holder_returns_True(in_hub: InHub, handler: EventletHandler) -> None:
+    def body() -> None:
+        lock = handler.lock_object()
+        assert lock.acquire() is True
+        got: List[bool] = []
+        waiter = eventlet.spawn(lambda: got.append(lock.acquire(timeout=5)))
+        until(lambda: lock._waiters, what="the waiter to park")
+        lock.release()  # hands the lock to the waiter
+        with eventlet.Timeout(5):
+            waiter.wait()
+        assert got == [True] and lock.locked()
+        lock.release()
+
+    in_hub(body)
+
+
+def test_Lock_non_blocking_acquire_refuses_any_timeout_even_a_negative_one(handler: EventletHandler) -> None:
+    """Only the default ``-1`` (int or float) means "no timeout" (``threading.Lock``'s rule)."""
+    lock = handler.lock_object()
+    for timeout in (1, 0, -5):
+        with pytest.raises(ValueError, match="non-blocking"):
+            lock.acquire(blocking=False, timeout=timeout)
+    assert not lock.locked()
+    assert lock.acquire(blocking=False, timeout=-1.0) is True
+    lock.release()
+
+
+def test_Lock_non_blocking_acquire_of_a_held_lock_returns_at_once(handler: EventletHandler) -> None:
+    """An order check: the holder releases 0.5 s in; a non-blocking acquire must have
+    said False long before, not waited to be handed the lock."""
+    lock = handler.lock_object()
+    lock.acquire()
+    releaser = _threading.Timer(0.5, lock.release)
+    releaser.start()
+    try:
+        assert lock.acquire(blocking=False) is False
+    finally:
+        releaser.join(5)
+    assert not lock.locked()
+
+
+def test_Lock_acquire_timeout_minus_one_int_or_float_means_forever_other_negatives_are_refused(
+    handler: EventletHandler,
+) -> None:
+    lock = handler.lock_object()
+    for forever in (-1, -1.0):
+        assert lock.acquire(timeout=forever) is True
+        lock.release()
+    with pytest.raises(ValueError, match=">= 0"):
+        lock.acquire(timeout=-5)
+
+
+def test_Lock_acquire_with_a_timeout_is_handed_the_lock_released_within_it(handler: EventletHandler) -> None:
+    lock = handler.lock_object()
+    lock.acquire()
+    releaser = _threading.Timer(0.2, lock.release)
+    releaser.start()
+    try:
+        assert lock.acquire(timeout=1.0) is True, "acquire(timeout=1.0) gave up before the release 0.2 s in"
+    finally:
+        releaser.join(5)
+    lock.release()
+
+
+def test_Queue_get_gives_up_at_its_timeout_when_nothing_wakes_it(handler: EventletHandler) -> None:
+    """An order check: the one item comes 0.7 s in; ``get(timeout=0.3)`` must have
+    raised ``Empty`` before it, not waited on to take it."""
+    q = handler.queue_impl()
+    putter = _threading.Timer(0.7, q.put, args=("late",))
+    putter.start()
+    try:
+        with pytest.raises(std_queue.Empty):
+            q.get(timeout=0.3)
+    finally:
+        putter.join(5)
+    assert q.get_nowait() == "late"
+
+
+def test_primitives_reprs_say_their_state(handler: EventletHandler) -> None:
+    event, lock = handler.event_object(), handler.lock_object()
+    assert "unset" in repr(event)
+    event.set()
+    assert "unset" not in repr(event) and "set" in repr(event)
+    assert "unlocked" in repr(lock)
+    lock.acquire()
+    assert "unlocked" not in repr(lock) and "locked" in repr(lock)
+
+
+def test_Lock_release_landing_between_acquires_two_checks_gives_that_acquire_the_lock(
+    handler: EventletHandler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``acquire()`` checks the lock, makes its waiter, then checks again before parking:
+    a release in between must let it take the lock at the second check, and say so.
+    The interleaving is forced: making the waiter releases the lock first."""
+    from eventlet_handler import _primitives
+
+    lock = handler.lock_object()
+    lock.acquire()
+    real_waiter = _primitives.Waiter
+
+    def waiter_made_as_the_holder_releases() -> Any:
+        lock.release()
+        return real_waiter()
+
+    monkeypatch.setattr(_primitives, "Waiter", waiter_made_as_the_holder_releases)
+    got = lock.acquire(timeout=1.0)
+    monkeypatch.setattr(_primitives, "Waiter", real_waiter)
+    assert got is True and lock.locked(), f"acquire() returned {got}, locked={lock.locked()}"
+    lock.release()
+    assert not lock._waiters
+
+
+def test_Lock_non_blocking_acquire_works_in_the_hubs_own_loop(in_hub: InHub, handler: EventletHandler) -> None:
+    """A hub timer callback (the hub greenlet, where nothing may block) may still try a
+    held lock without blocking: it gets False, not the "cannot block" error."""
+    def body() -> None:
+        lock = handler.lock_object()
+        lock.acquire()
+        got: List[Any] = []
+
+        def in_hub_greenlet() -> None:
+            try:
+                got.append(lock.acquire(blocking=False))
+            except BaseException as exc:  # surfaced below
+                got.append(exc)
+
+        eventlet.hubs.get_hub().schedule_call_global(0, in_hub_greenlet)
+        until(lambda: got, what="the timer callback to run")
+        assert got == [False]
+        lock.release()
+
+    in_hub(body)
