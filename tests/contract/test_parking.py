@@ -1,0 +1,239 @@
+"""How callers park and are woken (``_parking``'s rules): waits without a timeout last as
+long as it takes, a native wait cut short by a bridge call keeps its timeout, and a
+waker never raises or loses a wake whatever the waiter was doing."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, List
+
+import eventlet
+import pytest
+from eventlet import hubs, patcher
+
+from conftest import InHub, green_wait_native_thread, until
+from eventlet_handler._bridge import bridge_of
+from eventlet_handler._parking import Waiter
+from eventlet_handler._primitives import Event, Lock
+
+_threading: Any = patcher.original("threading")
+_time: Any = patcher.original("time")
+NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")  # the asyncio hub always waits green
+
+
+def _later(delay: float, fn: Any, *args: Any) -> Any:
+    def run() -> None:
+        _time.sleep(delay)
+        fn(*args)
+
+    thread = _threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_wait_without_a_timeout_lasts_as_long_as_it_takes(in_hub: InHub) -> None:
+    """``wait()`` with no timeout returns True once set, however late: for a native
+    thread (no hub) and for a green caller of an idle hub (rule 5's native wait)."""
+    def body() -> None:
+        bridge_of(hubs.get_hub(), create=True)
+        event = Event()
+        native: List[bool] = []
+        waiter = _threading.Thread(target=lambda: native.append(event.wait()), daemon=True)
+        waiter.start()
+        _later(1.5, event.set)  # later than any 1 s default a wrong bound would use
+        assert event.wait() is True, "the hub thread's wait() gave up before the set"
+        waiter.join(5)
+        assert native == [True], "the native thread's wait() gave up before the set"
+
+    in_hub(body)
+
+
+def test_native_wait_cut_short_by_a_bridge_call_keeps_the_rest_of_its_timeout(in_hub: InHub) -> None:
+    """Rule 5: a bridge call ends the idle hub's native wait; the caller then waits green
+    for what is left of its own timeout (then fails), or without one until woken.
+
+    An order check, not a threshold, and no ``eventlet.Timeout`` (its timer would make
+    the hub busy, and the wait green from the start): the holder releases the lock
+    0.8 s in, so ``acquire(timeout=0.2)`` must have given up before it is handed the
+    lock, and ``acquire()`` must still be waiting then."""
+    def body() -> None:
+        bridge = bridge_of(hubs.get_hub(), create=True)
+        lock = Lock()
+        lock.acquire()
+        releaser = _later(0.8, lock.release)
+        _later(0.05, bridge.call_soon_threadsafe, int)
+        started = time.monotonic()
+        assert lock.acquire(timeout=0.2) is False, (
+            f"acquire(timeout=0.2) was still waiting {time.monotonic() - started:.2f} s in")
+        assert time.monotonic() - started >= 0.18, "acquire(timeout=0.2) gave up early"
+        _later(0.05, bridge.call_soon_threadsafe, int)
+        assert lock.acquire() is True  # handed over by the release
+        green_wait_native_thread(releaser, 5)
+        lock.release()
+
+    in_hub(body)
+
+
+@pytest.mark.parametrize("first", ["bridge_call", "wake"])
+def test_waker_never_raises_when_a_bridge_call_and_a_wake_land_together(in_hub: InHub, first: str) -> None:
+    """A bridge call and a real wake land together on a native waiter, in either order:
+    the second release of its lock is expected (rule 3, idempotent), never an error for
+    the waker or the bridge call's caller."""
+    def body() -> List[BaseException]:
+        bridge = bridge_of(hubs.get_hub(), create=True)
+        errors: List[BaseException] = []
+        for _ in range(100):
+            event = Event()
+
+            def both(event: Event = event) -> None:
+                try:
+                    until(lambda: bridge._sleeper is not None or event._waiters, what="the waiter to park")
+                    if first == "bridge_call":
+                        bridge.call_soon_threadsafe(int)
+                        event.set()
+                    else:
+                        event.set()
+                        bridge.call_soon_threadsafe(int)
+                except BaseException as exc:  # surfaced below
+                    errors.append(exc)
+
+            thread = _threading.Thread(target=both, daemon=True)
+            thread.start()
+            assert event.wait(5)
+            green_wait_native_thread(thread, 5)
+        return errors
+
+    assert in_hub(body) == []
+
+
+def test_waker_that_saw_the_waiter_native_wakes_it_after_it_went_green(in_hub: InHub) -> None:
+    """Rule 5's hand-over: a waker that read ``hub`` as None finishes its wake after the
+    waiter, interrupted by a bridge call, went green; the wake reaches it through its
+    hub's bridge. The interleaving is forced by finishing the wake (``_release``) only
+    once the waiter has published its hub."""
+    if in_hub.name not in NATIVE_WAIT_HUBS:
+        pytest.skip("the asyncio hub always waits green: its waiters never start native")
+
+    def body() -> "tuple[bool, float, List[BaseException]]":
+        bridge = bridge_of(hubs.get_hub(), create=True)
+        waiter = Waiter()
+        assert waiter.hub is None, "an idle hub's waiter starts native"
+        errors: List[BaseException] = []
+
+        def waker() -> None:
+            try:
+                until(lambda: bridge._sleeper is not None, what="the waiter to park natively")
+                bridge.call_soon_threadsafe(int)  # it goes green...
+                until(lambda: waiter.hub is not None, what="the waiter to publish its hub")
+                waiter._release()  # ...and a wake that saw it native lands now
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        thread = _threading.Thread(target=waker, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        woken = waiter.wait(5.0)
+        green_wait_native_thread(thread, 5)
+        return woken, time.monotonic() - started, errors
+
+    woken, seconds, errors = in_hub(body)
+    assert errors == [], "the waker raised"
+    assert woken and seconds < 4.0, f"woken={woken} after {seconds:.2f} s: the wake was lost"
+
+
+def test_zero_timeout_is_a_poll_and_bad_timeouts_are_refused_by_name() -> None:
+    event = Event()
+    assert event.wait(0) is False and event.wait(0.0) is False  # a poll, not an error
+    for bad in (True, "soon", [1]):
+        with pytest.raises(TypeError, match="must be a number of seconds or None"):
+            event.wait(bad)  # type: ignore[arg-type]
+    for bad_value in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match=">= 0 seconds or None"):
+            event.wait(bad_value)
+
+
+def test_blocking_in_a_hub_timer_callback_names_the_hub_loop_not_await(in_hub: InHub) -> None:
+    """Rule 4: outside any coroutine the error says "hub's own loop"; the ``await``
+    advice is only for coroutines on the asyncio hub."""
+    def body() -> List[Any]:
+        got: List[Any] = []
+
+        def in_hub_greenlet() -> None:
+            try:
+                Event().wait(1)
+            except RuntimeError as exc:
+                got.append(str(exc))
+
+        hubs.get_hub().schedule_call_global(0, in_hub_greenlet)
+        until(lambda: got, what="the timer callback to run")
+        return got
+
+    message = in_hub(body)[0]
+    assert "hub's own loop" in message and "await" not in message, message
+
+
+def test_set_landing_while_the_waiter_is_made_is_seen_before_parking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wait_until`` checks, makes its waiter, then checks again under the owner's lock:
+    a set in between must make ``wait()`` return True at once. The interleaving is
+    forced: making the waiter sets the event first."""
+    from eventlet_handler import _parking
+
+    event = Event()
+    real_waiter = _parking.Waiter
+
+    def waiter_made_as_the_event_is_set() -> Any:
+        event.set()
+        return real_waiter()
+
+    monkeypatch.setattr(_parking, "Waiter", waiter_made_as_the_event_is_set)
+    started = time.monotonic()
+    got = event.wait(2.0)
+    monkeypatch.setattr(_parking, "Waiter", real_waiter)
+    assert got is True and not event._waiters
+    assert time.monotonic() - started < 1.5, "the waiter parked although the event was set"
+
+
+def test_a_green_writer_blocked_on_a_full_socket_keeps_the_wait_green(in_hub: InHub) -> None:
+    """Rule 5: a write listener is work the hub must serve: the caller waits green,
+    so the writer runs when its socket drains."""
+    def body() -> bool:
+        from eventlet.green import socket as green_socket
+
+        bridge_of(hubs.get_hub(), create=True)
+        event = Event()
+        a, b = green_socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        try:
+            while True:
+                a.send(b"x" * 65536)
+        except BlockingIOError:
+            pass  # a's buffer is full: the next send waits on a write listener
+        a.setblocking(True)
+
+        def writer() -> None:
+            a.sendall(b"y" * 65536)
+            event.set()
+
+        eventlet.spawn_n(writer)
+        eventlet.sleep(0)  # the writer registers its write listener
+        raw = socket.socket(fileno=b.detach())
+
+        def drain_later() -> None:
+            _time.sleep(0.05)
+            raw.settimeout(5)
+            try:
+                while raw.recv(1 << 20):
+                    pass
+            except OSError:
+                pass
+
+        _threading.Thread(target=drain_later, daemon=True).start()
+        try:
+            return event.wait(3.0)
+        finally:
+            a.close()
+            raw.close()
+
+    assert in_hub(body), "the writer never ran: the hub waited natively with a write listener"
