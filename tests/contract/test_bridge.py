@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable, List
 
@@ -121,3 +122,171 @@ def test_Bridge_call_that_raises_is_logged_and_pump_goes_on(
         in_hub(body)
     logged = [r for r in caplog.records if r.name == "eventlet_handler._bridge" and r.exc_info]
     assert logged and logged[0].exc_info[0] is ZeroDivisionError, caplog.records
+
+
+def test_Bridge_counts_the_calls_it_ran_and_says_when_some_are_pending(in_hub: InHub) -> None:
+    def body() -> None:
+        bridge = local_bridge()
+        assert bridge.calls_run == 0 and bridge.pending is False
+        for _ in range(3):
+            bridge.call_soon_threadsafe(int)
+        assert bridge.pending is True  # queued from the hub's thread: no switch yet
+        wait_until(lambda: not bridge.pending, 5, "the pump to run the calls")
+        assert bridge.calls_run == 3
+
+    in_hub(body)
+
+
+def test_bridge_of_without_create_never_makes_one(in_hub: InHub) -> None:
+    """``bridge_of(hub)`` only finds a bridge: a thread that is not the hub's may call it,
+    and a bridge must be made in its hub's thread (rule 1). A closed one is not found."""
+    def body() -> None:
+        hub = current_hub()
+        assert bridge_of(hub) is None, "bridge_of() without create made a bridge"
+        bridge = local_bridge()
+        assert bridge_of(hub) is bridge
+        close_bridge(hub)
+        assert bridge_of(hub) is None, "a closed bridge was still found"
+        wait_until(lambda: bridge.pump_exited, 5, "the closed bridge's pump to exit")
+        assert bridge.read_fd == -1, "a retired bridge still names an fd"
+
+    in_hub(body)
+
+
+def test_Bridge_whose_pipe_the_hub_obsoletes_refuses_new_calls_and_runs_those_it_had(
+    in_hub: InHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub declares the pump's fd obsolete (it saw that fd number opened again) and
+    throws into its listener: nothing can wake that pump any more, so the bridge refuses
+    new calls (rule 3: none is stranded), runs those it accepted, and retires."""
+    def body() -> None:
+        hub = current_hub()
+        bridge = local_bridge()
+        ran: List[Any] = []
+        refused: List[BaseException] = []
+
+        def in_last_batch() -> None:
+            ran.append(1)
+            try:  # the bridge refuses it, or it runs: it is never stranded
+                bridge.call_soon_threadsafe(ran.append, "queued by the last batch")
+            except BridgeClosed as exc:
+                refused.append(exc)
+
+        bridge.call_soon_threadsafe(in_last_batch)
+        hub.mark_as_reopened(bridge.read_fd)
+        wait_until(lambda: bridge.pump_exited, 5, "the pump to fail and retire")
+        assert ran[:1] == [1], "a call accepted before the failure did not run"
+        assert refused or ran == [1, "queued by the last batch"], "a call accepted during the last batch never ran"
+        with pytest.raises(BridgeClosed):
+            bridge.call_soon_threadsafe(ran.append, 2)
+        assert bridge_of(hub) is None and bridge.read_fd == -1
+        assert local_bridge() is not bridge  # a fresh one on demand
+
+    with caplog.at_level(logging.ERROR):
+        in_hub(body)
+    assert any("pipe failed" in r.getMessage() for r in caplog.records), caplog.records
+
+
+def test_Bridge_wake_byte_meeting_a_torn_down_pipe_is_not_the_callers_error(in_hub: InHub) -> None:
+    """EBADF on the wake byte (the pipe of a torn-down hub, or a parent's after fork) is
+    not raised into whoever queued the call."""
+    def body() -> None:
+        bridge = local_bridge()
+        wfd, bridge._wfd = bridge._wfd, 1 << 30  # no such fd: os.write gives EBADF
+        try:
+            bridge.call_soon_threadsafe(int)
+        finally:
+            bridge._wfd = wfd
+
+    in_hub(body)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork() on this platform")
+def test_bridge_of_in_a_forked_child_never_returns_the_parents_bridge(in_hub: InHub) -> None:
+    """After ``fork()`` the parent's bridges share their pipes with the parent (rule 9):
+    the child finds none, and makes its own on demand."""
+    def body() -> int:
+        hub = current_hub()
+        parent_bridge = local_bridge()
+        pid = os.fork()
+        if pid == 0:  # the child: only this thread; report by exit status, never return
+            try:
+                status = 0 if bridge_of(hub) is None and bridge_of(hub, create=True) is not parent_bridge else 1
+            except BaseException:
+                status = 2
+            os._exit(status)
+        deadline = time.monotonic() + 10
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                raise AssertionError("the forked child did not exit within 10 s")
+            eventlet.sleep(0.01)
+
+    assert in_hub(body) == 0, "the forked child found the parent's bridge (1) or raised (2)"
+
+
+def test_close_bridge_losing_a_race_to_another_close_bridge_is_quiet(in_hub: InHub) -> None:
+    """Two ``close_bridge(hub)`` at once: the one that finds the bridge already forgotten
+    (the other deleted it between its lookup and its delete) closes it too, quietly.
+    The interleaving is forced: the first delete runs the second close_bridge first."""
+    from eventlet_handler import _bridge
+
+    def body() -> None:
+        hub = current_hub()
+        bridge = local_bridge()
+        real_class = type(hub)
+        raced: List[bool] = []
+
+        class RacedHub(real_class):  # type: ignore[misc, valid-type]
+            def __delattr__(self, name: str) -> None:
+                if name == _bridge._ATTR and not raced:
+                    raced.append(True)
+                    close_bridge(self)  # the concurrent one wins
+                super().__delattr__(name)
+
+        hub.__class__ = RacedHub
+        try:
+            close_bridge(hub)
+        finally:
+            hub.__class__ = real_class
+        assert raced and bridge_of(hub) is None
+        wait_until(lambda: bridge.pump_exited, 5, "the closed bridge's pump to exit")
+
+    in_hub(body)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork() on this platform")
+def test_parents_pump_in_a_forked_child_retires_when_it_next_runs(in_hub: InHub) -> None:
+    """Rule 9: a wake byte pending at ``fork()`` lets the parent's pump run once in the
+    child; there it retires (its pipe is the parent's) instead of serving on.
+
+    The parent waits for the child natively (its hub does not run meanwhile), so only
+    the child's pump can read the byte. poll and select hubs only: an epoll instance
+    (the epolls hub's, the asyncio loop's selector) is shared with the child across
+    ``fork()``, so the child's retiring unregisters the fd in the parent's too."""
+    if in_hub.name not in ("poll", "selects"):
+        pytest.skip(f"the {in_hub.name} hub's epoll instance is shared with a forked child")
+
+    def body() -> int:
+        hub = current_hub()
+        bridge = local_bridge()
+        bridge.call_soon_threadsafe(int)  # the wake byte is in the pipe; no switch until the fork
+        pid = os.fork()
+        if pid == 0:  # the child: only this thread; report by exit status, never return
+            status = 1
+            try:
+                deadline = time.monotonic() + 5
+                while not bridge.pump_exited and time.monotonic() < deadline:
+                    eventlet.sleep(0.001)
+                status = 0 if bridge.pump_exited else 1
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)  # the child exits within its 5 s
+        close_bridge(hub)  # the parent's call lost its byte to the child: close runs it
+        wait_until(lambda: bridge.pump_exited, 5, "the parent's pump to exit")
+        return os.waitstatus_to_exitcode(status)
+
+    assert in_hub(body) == 0, "the parent's pump kept serving in the forked child"
