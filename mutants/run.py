@@ -65,7 +65,8 @@ MODULES: Dict[str, List[str]] = {
     "handler": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
     "_hubthread": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
     "_home": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_lifecycle.py"],
-    "_hubs": ["tests/contract/test_handler.py", "tests/contract/test_bridge.py", "tests/integration/test_isolated.py"],
+    "_hubs": ["tests/contract/test_hubs.py", "tests/contract/test_bridge.py", "tests/contract/test_handler.py",
+              "tests/integration/test_isolated.py"],
 }
 
 PYTEST_FLAGS = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--no-header", "-rN"]
