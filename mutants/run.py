@@ -64,7 +64,8 @@ MODULES: Dict[str, List[str]] = {
     "_primitives": ["tests/contract/test_primitives.py"],
     "handler": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
     "_hubthread": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_isolated.py"],
-    "_home": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/integration/test_lifecycle.py"],
+    "_home": ["tests/contract/test_handler.py", "tests/contract/test_claims.py", "tests/test_stats.py",
+              "tests/test_bad_input.py", "tests/integration/test_lifecycle.py"],
     "_hubs": ["tests/contract/test_hubs.py", "tests/contract/test_bridge.py", "tests/contract/test_handler.py",
               "tests/integration/test_isolated.py"],
 }

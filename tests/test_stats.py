@@ -151,3 +151,20 @@ def test_QueueStats_latencies_cover_exactly_the_last_1024_callbacks() -> None:
     assert snap["run"] == 3 + 1124
     assert snap["latency_max_seconds"] == 0.5
     assert snap["slowest_seconds"] == 1000.0
+
+
+def test_stats_bridge_calls_count_exactly_the_calls_other_threads_sent() -> None:
+    """A shared-mode handler started in this thread's hub sends nothing through its
+    bridge from here; each spawn from a native thread is one bridge call."""
+    handler = EventletHandler("shared")
+    handler.start()
+    try:
+        assert handler.stats()["bridge_calls"] == 0, "calls made in the home hub itself were counted"
+        tasks: list = []
+        thread = _threading.Thread(target=lambda: tasks.extend(handler.spawn(int) for _ in range(3)), daemon=True)
+        thread.start()
+        thread.join(5)
+        assert len(tasks) == 3 and all(task.join(5) for task in tasks)
+        assert handler.stats()["bridge_calls"] == 3
+    finally:
+        handler.stop(timeout=10)

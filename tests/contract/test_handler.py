@@ -323,3 +323,88 @@ def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(in_
         assert seen == [None], "sleep_func gave a native thread a hub"
 
     in_hub(body)
+
+
+def test_EventletHandler_restarts_in_a_new_home_once_the_old_one_retired_after_stop(
+    in_hub: InHub, mode: str
+) -> None:
+    """Spawned work kept the home open past ``stop()``; it ended later, so the home
+    retired with the handler stopped. ``start()`` then opens a new home (it cannot
+    reattach a retired one), and callbacks and spawns run there."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        go = handler.event_object()
+        task = handler.spawn(lambda: go.wait(10))
+        handler.stop(timeout=10)
+        old_home = handler._home
+        assert old_home is not None and not old_home.retired, "the running task should keep the home open"
+        go.set()
+        assert task.join(5)
+        assert old_home.retired, "the home should retire once its last task ended"
+        handler.start()
+        try:
+            assert handler._home is not old_home, "start() reattached a retired home"
+            ran = handler.event_object()
+            handler.dispatch_callback(_callback(ran.set))
+            assert ran.wait(5), "a callback did not run after the restart"
+            assert handler.spawn(int).join(5), "a spawn did not run after the restart"
+        finally:
+            handler.stop(timeout=10)
+
+    in_hub(body)
+
+def test_EventletHandler_at_interpreter_exit_releases_joiners_of_spawned_work_still_running(
+    mode: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: at interpreter exit spawned work still running is released, not waited
+    for: its joiners get ``HandlerStoppedError`` on the task, and one debug line per
+    process names it. ``_stop_at_exit`` is the atexit hook itself."""
+    from eventlet_handler import HandlerStoppedError, _home
+
+    monkeypatch.setattr(_home, "_exit_noted", False)  # once per process: this test's turn
+    handler = EventletHandler(mode)
+    handler.start()
+    never = handler.event_object()
+    task = handler.spawn(never.wait, 30)
+    with caplog.at_level(logging.DEBUG, logger="eventlet_handler"):
+        handler._stop_at_exit()
+    assert task.join(5), "a joiner of work still running at exit was not released"
+    assert isinstance(task.exception, HandlerStoppedError), task.exception
+    noted = [r for r in caplog.records if "interpreter exit: releasing spawned work" in r.getMessage()]
+    assert len(noted) == 1 and task.name in noted[0].getMessage(), caplog.records
+    never.set()
+
+def test_EventletHandler_home_repr_says_where_it_lives_and_its_state(in_hub: InHub, mode: str) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        home = handler._home
+        assert home is not None
+        where = home.hubthread.name if mode == "isolated" else "the starting thread's hub"
+        assert f"<Home {mode} in {where}, attached, 0 tasks>" == repr(home)
+        handler.stop(timeout=10)
+        assert "retired" in repr(home)
+
+    in_hub(body)
+
+def test_EventletHandler_interpreter_exit_with_work_still_running_logs_one_debug_line_per_process() -> None:
+    """README: exiting with live clients is normal; one debug line per process names the
+    spawned work released, however many handlers had some."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(message)s')\n"
+        "from eventlet_handler import EventletHandler\n"
+        "for mode in ('isolated', 'isolated'):\n"
+        "    handler = EventletHandler(mode)\n"
+        "    handler.start()\n"
+        "    handler.spawn(handler.event_object().wait, 30)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "interpreter exit: releasing spawned work" in line]
+    assert len(lines) == 1, done.stderr
