@@ -228,3 +228,28 @@ def test_no_private_BridgeClosed_escapes_when_the_home_hub_is_gone() -> None:
         handler.spawn(lambda: None)
     handler.stop(timeout=5)
     assert not handler.running
+
+
+def test_spawn_refused_because_the_home_hub_is_gone_leaves_no_task_behind() -> None:
+    """A spawn() that cannot reach its home hub raises and does not count as running
+    work: a phantom task would keep the home from ever retiring."""
+    from eventlet import hubs
+
+    from eventlet_handler import HandlerStoppedError
+    from eventlet_handler._hubthread import shutdown_current_hub
+
+    handler = EventletHandler("shared")
+
+    def service() -> None:
+        hubs.get_hub()
+        handler.start()
+        shutdown_current_hub()  # the thread retires its hub, the handler still "running"
+
+    thread = _threading.Thread(target=service, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    with pytest.raises(HandlerStoppedError):
+        handler.spawn(print)
+    assert handler.stats()["tasks_running"] == 0, "the refused spawn is still counted as running"
+    handler.stop(timeout=5)

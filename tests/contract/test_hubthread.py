@@ -14,6 +14,7 @@ from eventlet_handler._hubs import current_hub, hub_module_of
 from eventlet_handler._hubthread import HubThread, shutdown_current_hub
 
 _threading: Any = patcher.original("threading")
+_time: Any = patcher.original("time")
 
 
 def test_HubThread_join_after_stop_is_true_once_the_thread_is_gone() -> None:
@@ -107,3 +108,30 @@ def test_HubThread_that_failed_to_start_says_why_and_stop_is_a_no_op() -> None:
         hubthread.start(5)
     assert isinstance(failed.value.__cause__, AttributeError)
     hubthread.stop()  # no bridge to ask: nothing raised
+
+
+def test_HubThread_join_says_False_while_it_runs_and_at_once_from_its_own_thread() -> None:
+    """``join(timeout)`` is False while the thread runs; from the hub thread itself (which
+    cannot wait for its own end) it says False at once instead of waiting."""
+    import eventlet
+
+    hubthread = HubThread("hubthread-self-join")
+    hubthread.start()
+    try:
+        assert hubthread.join(0.05) is False, "join() said a running hub thread had exited"
+        inside: dict = {}
+
+        def join_from_inside() -> None:
+            started = _time.monotonic()
+            inside["result"] = hubthread.join(3.0)
+            inside["seconds"] = _time.monotonic() - started
+
+        hubthread.call(eventlet.spawn_n, join_from_inside)
+        deadline = _time.monotonic() + 10
+        while "seconds" not in inside and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        assert inside.get("result") is False, inside
+        assert inside["seconds"] < 2.0, f"join() from the hub thread waited {inside['seconds']:.2f} s for itself"
+    finally:
+        hubthread.stop()
+        assert hubthread.join(5)
