@@ -168,3 +168,9 @@ def test_stats_bridge_calls_count_exactly_the_calls_other_threads_sent() -> None
         assert handler.stats()["bridge_calls"] == 3
     finally:
         handler.stop(timeout=10)
+
+
+def test_stats_of_a_handler_never_started_shows_empty_queues() -> None:
+    stats = EventletHandler("isolated").stats()
+    assert stats["state"] == "stopped" and stats["bridge_calls"] == 0
+    assert {name: queue["depth"] for name, queue in stats["queues"].items()} == {"watch": 0, "completion": 0}

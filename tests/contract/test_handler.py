@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 import logging
 from typing import Any, List
 
@@ -355,6 +356,7 @@ def test_EventletHandler_restarts_in_a_new_home_once_the_old_one_retired_after_s
 
     in_hub(body)
 
+
 def test_EventletHandler_at_interpreter_exit_releases_joiners_of_spawned_work_still_running(
     mode: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -367,14 +369,71 @@ def test_EventletHandler_at_interpreter_exit_releases_joiners_of_spawned_work_st
     handler = EventletHandler(mode)
     handler.start()
     never = handler.event_object()
-    task = handler.spawn(never.wait, 30)
+    tasks = [handler.spawn(never.wait, 30) for _ in range(4)]
     with caplog.at_level(logging.DEBUG, logger="eventlet_handler"):
         handler._stop_at_exit()
-    assert task.join(5), "a joiner of work still running at exit was not released"
-    assert isinstance(task.exception, HandlerStoppedError), task.exception
-    noted = [r for r in caplog.records if "interpreter exit: releasing spawned work" in r.getMessage()]
-    assert len(noted) == 1 and task.name in noted[0].getMessage(), caplog.records
+    for task in tasks:
+        assert task.join(5), "a joiner of work still running at exit was not released"
+        assert isinstance(task.exception, HandlerStoppedError), task.exception
+    noted = [r.getMessage() for r in caplog.records if "interpreter exit: releasing spawned work" in r.getMessage()]
+    assert len(noted) == 1, caplog.records
+    named = noted[0].count(tasks[0].name)  # the four share one name (the function's)
+    assert named == 3 and noted[0].endswith(", ...)"), f"the line names at most three tasks: {noted[0]}"
+    stopped = [r.getMessage() for r in caplog.records if r.getMessage().endswith(" stopped")]
+    assert stopped == [], f"at exit that one line says it all, not a 'stopped' line per handler: {stopped}"
     never.set()
+
+
+def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_keeps_the_home(
+    in_hub: InHub, caller: Caller, mode: str
+) -> None:
+    """Stopped, with spawned work still keeping the home open (kazoo's connection loop
+    outlives ``stop()``): a callback dispatched from anywhere, the home hub included,
+    still runs (handler rule 5: no callback is lost), not into the exited workers' queue."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        go = handler.event_object()
+        task = handler.spawn(lambda: go.wait(10))
+        handler.stop(timeout=10)
+        assert handler._home is not None, "the running task should keep the home"
+        ran = handler.event_object()
+
+        def dispatch_here() -> None:  # in shared mode the test's own hub is the home hub
+            handler.dispatch_callback(_callback(ran.set))
+
+        def dispatch_in_home_hub() -> None:
+            handler.spawn(dispatch_here).join(5)
+
+        caller.run(dispatch_in_home_hub if caller.kind == "other_green" else dispatch_here).join()
+        assert ran.wait(5), "a callback dispatched after stop() never ran"
+        go.set()
+        assert task.join(5)
+        handler.stop(timeout=10)
+
+    in_hub(body)
+
+
+def test_EventletHandler_stop_that_runs_out_of_time_warns_and_stays_stopping(
+    in_hub: InHub, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        gate, busy = handler.event_object(), handler.event_object()
+        handler.dispatch_callback(_callback(lambda: (busy.set(), gate.wait(10))))
+        assert busy.wait(5)
+        with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
+            handler.stop(timeout=0.1)
+        assert handler.stats()["state"] == "stopping", "stop() gave up but the handler says otherwise"
+        assert any("gives up waiting" in r.getMessage() for r in caplog.records), caplog.records
+        gate.set()
+        handler.stop(timeout=10)
+        assert handler.stats()["state"] == "stopped"
+
+    in_hub(body)
+
 
 def test_EventletHandler_home_repr_says_where_it_lives_and_its_state(in_hub: InHub, mode: str) -> None:
     def body() -> None:
@@ -388,6 +447,7 @@ def test_EventletHandler_home_repr_says_where_it_lives_and_its_state(in_hub: InH
         assert "retired" in repr(home)
 
     in_hub(body)
+
 
 def test_EventletHandler_interpreter_exit_with_work_still_running_logs_one_debug_line_per_process() -> None:
     """README: exiting with live clients is normal; one debug line per process names the
@@ -408,3 +468,95 @@ def test_EventletHandler_interpreter_exit_with_work_still_running_logs_one_debug
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if "interpreter exit: releasing spawned work" in line]
     assert len(lines) == 1, done.stderr
+
+
+_time_monotonic = patcher.original("time").monotonic
+
+
+def test_EventletHandler_stop_timeout_is_one_deadline_for_both_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stop(timeout)`` waits for the watch worker, then the completion worker, with what
+    is left of one deadline; what is left is never negative, even when the first wait
+    used it all up (here: the clock jumps 1000 s between the two)."""
+    import types
+
+    from eventlet_handler import handler as handler_module
+
+    readings: List[float] = []
+
+    def monotonic() -> float:  # the deadline and the first remainder, then far past both
+        readings.append(0)
+        return _time_monotonic() + (1000.0 if len(readings) > 2 else 0.0)
+
+    handler = EventletHandler("isolated")
+    handler.start()
+    monkeypatch.setattr(handler_module, "time", types.SimpleNamespace(monotonic=monotonic))
+    handler.stop(timeout=5)  # the workers are idle: both have exited by the second wait
+    monkeypatch.undo()
+    assert len(readings) >= 3, "the stop did not wait for both workers"
+    assert handler.stats()["state"] == "stopped"
+
+
+def test_EventletHandler_stop_at_interpreter_exit_that_fails_is_logged_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = EventletHandler("isolated")
+    handler.start()
+
+    def broken_stop(timeout: Any = None) -> None:
+        raise RuntimeError("greenlet refused to switch")
+
+    monkeypatch.setattr(handler, "stop", broken_stop)
+    with caplog.at_level(logging.DEBUG, logger="eventlet_handler"):
+        handler._stop_at_exit()  # never raises at interpreter exit
+    monkeypatch.undo()
+    failed = [r for r in caplog.records if "at interpreter exit failed" in r.getMessage()]
+    assert failed and failed[0].exc_info and failed[0].exc_info[0] is RuntimeError, caplog.records
+    handler.stop(timeout=10)
+
+
+def test_EventletHandler_home_join_is_bounded_by_its_timeout(in_hub: InHub) -> None:
+    """``Home.join(timeout)`` waits at most ``timeout`` for a hub thread that is not
+    exiting (the 10 s default is only for no timeout)."""
+
+    def body() -> float:
+        handler = EventletHandler("isolated")
+        handler.start()
+        try:
+            home = handler._home
+            assert home is not None
+            started = time.monotonic()
+            assert home.join(0.1) is False, "join() said a running hub thread had exited"
+            return time.monotonic() - started
+        finally:
+            handler.stop(timeout=10)
+
+    seconds = in_hub(body)
+    assert seconds < 5.0, f"Home.join(0.1) took {seconds:.2f} s"
+
+
+def test_EventletHandler_start_while_a_stop_requested_by_a_callback_drains_waits_and_restarts(
+    in_hub: InHub, mode: str
+) -> None:
+    """A callback asked for the stop (it returns at once, the handler is "stopping"
+    while the queue drains); ``start()`` from elsewhere waits for the drain, then
+    starts again: it is not the callback's own worker, which must exit first."""
+
+    def body() -> None:
+        handler = EventletHandler(mode)
+        handler.start()
+        try:
+            asked, gate = handler.event_object(), handler.event_object()
+            handler.dispatch_callback(_callback(lambda: (handler.stop(), asked.set())))
+            handler.dispatch_callback(_callback(lambda: gate.wait(5)))
+            assert asked.wait(5)
+            assert handler.stats()["state"] == "stopping"
+            eventlet.spawn_after(0.05, gate.set)
+            handler.start()
+            assert handler.running
+            ran = handler.event_object()
+            handler.dispatch_callback(_callback(ran.set))
+            assert ran.wait(5), "a callback did not run after the restart"
+        finally:
+            handler.stop(timeout=10)
+
+    in_hub(body)
