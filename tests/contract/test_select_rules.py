@@ -1,0 +1,161 @@
+"""``_select``'s rules that its contract tests did not pin: fairness toward the hub's
+other green threads (rule 4), a busy hub's select waits green (rule 8 only for an
+idle hub), and what counts as an fd (closed, invalid, in any list)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any, List
+
+import eventlet
+import pytest
+from eventlet import hubs, patcher
+
+from conftest import InHub
+from eventlet_handler._bridge import bridge_of
+from eventlet_handler._select import FAIR_EVERY, select
+
+_threading: Any = patcher.original("threading")
+_time: Any = patcher.original("time")
+
+
+def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(in_hub: InHub) -> None:
+    """Rule 4: a caller looping on an fd that is always ready gets its answers without a
+    switch, but every ``FAIR_EVERY`` of them the hub's other green threads run, however
+    long the loop goes on: about 10 turns for the ticker in 10 x FAIR_EVERY selects, not
+    none after the first few, and not one per select."""
+    def body() -> int:
+        a, b = socket.socketpair()
+        try:
+            b.send(b"x")  # a stays readable
+            ticks = [0]
+            stop = [False]
+
+            def ticker() -> None:
+                while not stop[0]:
+                    ticks[0] += 1
+                    eventlet.sleep(0)
+
+            eventlet.spawn_n(ticker)
+            eventlet.sleep(0)
+            before = ticks[0]
+            rounds = 10 * FAIR_EVERY
+            for _ in range(rounds):
+                assert select([a], [], [], 5)[0] == [a]
+            stop[0] = True
+            return ticks[0] - before
+        finally:
+            a.close()
+            b.close()
+
+    turns = in_hub(body)
+    assert 9 <= turns <= 40, f"the ticker ran {turns} times during {10 * FAIR_EVERY} ready selects"
+
+
+def test_select_in_a_busy_hub_waits_green(in_hub: InHub) -> None:
+    """Rule 8 is for an idle hub only: with a green thread due to run (a timer), select
+    waits green, so that green thread runs and can make the fd ready."""
+    def body() -> Any:
+        bridge_of(hubs.get_hub(), create=True)
+        a, b = socket.socketpair()
+        try:
+            eventlet.spawn_after(0.05, b.send, b"x")  # only the hub can run it
+            return select([a], [], [], 3.0)[0] == [a]
+        finally:
+            a.close()
+            b.close()
+
+    assert in_hub(body), "select waited natively in a busy hub: the green writer never ran"
+
+
+class _ClosedEnd:
+    """Like a closed wake pair end: ``fileno()`` raises ``OSError``."""
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "closed")
+
+
+@pytest.mark.parametrize("where", ["rlist", "wlist", "xlist"])
+def test_select_refuses_closed_and_invalid_objects_in_every_list(where: str) -> None:
+    def lists(obj: Any) -> List[List[Any]]:
+        return [[obj] if name == where else [] for name in ("rlist", "wlist", "xlist")]
+
+    closed_socket = socket.socket()
+    closed_socket.close()  # fileno() is -1 now
+    for closed_obj in (_ClosedEnd(), closed_socket):
+        with pytest.raises(OSError) as closed:
+            select(*lists(closed_obj), 0)
+        assert closed.value.errno == errno.EBADF, closed_obj
+    with pytest.raises(TypeError):
+        select(*lists(object()), 0)
+
+
+def test_select_counts_urgent_data_as_readable() -> None:
+    """A TCP socket with only out-of-band data pending is readable (POLLPRI): a reader
+    waiting on it is not left asleep while the peer's byte sits there."""
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname()[:2])
+    accepted, _ = server.accept()
+    try:
+        client.send(b"!", socket.MSG_OOB)
+        assert select([accepted], [], [], 5)[0] == [accepted]
+    finally:
+        for sock in (client, accepted, server):
+            sock.close()
+
+
+def _filled_pair() -> "tuple[socket.socket, socket.socket]":
+    """A socketpair whose first end is neither readable nor writable."""
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    a.setblocking(False)
+    try:
+        while True:
+            a.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    a.setblocking(True)
+    return a, b
+
+
+def _in_native_thread(fn: Any, bound: float = 10.0) -> Any:
+    got: List[Any] = []
+    thread = _threading.Thread(target=lambda: got.append(fn()), daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert not thread.is_alive(), f"the native select did not return within {bound} s"
+    return got[0]
+
+
+def test_native_select_waits_for_its_timeout_or_for_ever_without_one() -> None:
+    """Rule 6: a native thread with no hub selects natively: with a timeout it returns
+    empty after it, without one it waits until the fd is ready."""
+    a, b = socket.socketpair()
+    try:
+        assert _in_native_thread(lambda: select([a], [], [], 0.2)) == ([], [], [])
+        _threading.Timer(0.2, b.send, args=(b"x",)).start()
+        assert _in_native_thread(lambda: select([a], [], [], None))[0] == [a]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_native_select_of_an_fd_in_both_lists_answers_when_it_turns_readable() -> None:
+    a, b = _filled_pair()
+    try:
+        _threading.Timer(0.1, b.send, args=(b"y",)).start()
+        ready = _in_native_thread(lambda: select([a], [a], [], 3.0))
+        assert ready[0] == [a], f"the fd selected for reading and writing never answered: {ready}"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_select_of_an_fd_in_both_lists_that_is_only_writable_says_only_writable() -> None:
+    a, b = socket.socketpair()
+    try:
+        assert _in_native_thread(lambda: select([a], [a], [], 1.0)) == ([], [a], [])
+    finally:
+        a.close()
+        b.close()
