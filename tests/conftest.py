@@ -253,3 +253,17 @@ def home_thread_ident(handler: EventletHandler) -> int:
         assert ident is not None
         return ident
     return _threading.get_ident()
+
+
+def fill_send_buffer(sock: Any) -> None:
+    """Make ``sock`` unwritable: shrink its send buffer and fill it; it is left blocking."""
+    import socket as _socket
+
+    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, 4096)
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    sock.setblocking(True)

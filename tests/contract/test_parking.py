@@ -12,7 +12,7 @@ import eventlet
 import pytest
 from eventlet import hubs, patcher
 
-from conftest import InHub, green_wait_native_thread, until
+from conftest import InHub, fill_send_buffer, green_wait_native_thread, until
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._parking import Waiter
 from eventlet_handler._primitives import Event, Lock
@@ -203,14 +203,7 @@ def test_a_green_writer_blocked_on_a_full_socket_keeps_the_wait_green(in_hub: In
         bridge_of(hubs.get_hub(), create=True)
         event = Event()
         a, b = green_socket.socketpair()
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        a.setblocking(False)
-        try:
-            while True:
-                a.send(b"x" * 65536)
-        except BlockingIOError:
-            pass  # a's buffer is full: the next send waits on a write listener
-        a.setblocking(True)
+        fill_send_buffer(a)  # the next send waits on a write listener
 
         def writer() -> None:
             a.sendall(b"y" * 65536)
@@ -237,3 +230,77 @@ def test_a_green_writer_blocked_on_a_full_socket_keeps_the_wait_green(in_hub: In
             raw.close()
 
     assert in_hub(body), "the writer never ran: the hub waited natively with a write listener"
+
+
+def test_native_wait_cut_short_after_its_deadline_passed_gives_up_at_once(
+    in_hub: InHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 5: when the bridge call that ends the native wait comes only after the
+    deadline (here: the clock jumps 1000 s past it), nothing is left of the timeout
+    and the caller gives up at once, before the holder's release 1 s in."""
+    if in_hub.name not in NATIVE_WAIT_HUBS:
+        pytest.skip("the asyncio hub always waits green: there is no native wait to cut short")
+    from eventlet_handler import _parking
+
+    def body() -> None:
+        bridge = bridge_of(hubs.get_hub(), create=True)
+        lock = Lock()
+        lock.acquire()
+        reads: List[float] = []
+
+        def clock() -> float:  # the first reading sets the deadline; later ones are past it
+            reads.append(0)
+            return _time.monotonic() + (1000.0 if len(reads) > 1 else 0.0)
+
+        releaser = _later(1.0, lock.release)
+        _later(0.05, bridge.call_soon_threadsafe, int)
+        monkeypatch.setattr(_parking, "_clock", clock)
+        try:
+            got = lock.acquire(timeout=0.5)
+        finally:
+            monkeypatch.setattr(_parking, "_clock", _time.monotonic)
+        assert got is False, "acquire() waited on past its deadline"
+        green_wait_native_thread(releaser, 5)
+
+    in_hub(body)
+
+
+def test_waking_a_green_waiter_whose_hub_closes_its_bridge_meanwhile_is_not_an_error(
+    in_hub: InHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waker in another thread posts the wake through the waiter's bridge; if that
+    bridge closes between finding it and posting (its hub is shutting down: nobody is
+    left to wake), the waker's ``set()`` still returns quietly. The interleaving is
+    forced: the waker's bridge lookup closes the bridge before handing it over."""
+    from eventlet_handler import _bridge, _parking
+
+    def body() -> List[BaseException]:
+        hub = hubs.get_hub()
+        bridge = bridge_of(hub, create=True)
+        event = Event()
+        busy = eventlet.spawn_after(30, int)  # a live timer: the wait below is green
+        errors: List[BaseException] = []
+
+        def closed_meanwhile(target: Any, create: bool = False) -> Any:
+            _bridge.close_bridge(target)
+            return bridge
+
+        def waker() -> None:
+            try:
+                until(lambda: event._waiters and event._waiters[0].hub is not None, what="a green waiter")
+                monkeypatch.setattr(_parking, "bridge_of", closed_meanwhile)
+                event.set()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        thread = _threading.Thread(target=waker, daemon=True)
+        thread.start()
+        assert event.wait(0.5), "the flag was set"  # the wake itself is lost: the hub is closing
+        green_wait_native_thread(thread, 5)
+        busy.cancel()
+        return errors
+
+    try:
+        assert in_hub(body) == [], "the waker's set() raised"
+    finally:
+        monkeypatch.undo()

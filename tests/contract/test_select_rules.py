@@ -12,7 +12,7 @@ import eventlet
 import pytest
 from eventlet import hubs, patcher
 
-from conftest import InHub
+from conftest import InHub, fill_send_buffer
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._select import FAIR_EVERY, select
 
@@ -108,14 +108,7 @@ def test_select_counts_urgent_data_as_readable() -> None:
 def _filled_pair() -> "tuple[socket.socket, socket.socket]":
     """A socketpair whose first end is neither readable nor writable."""
     a, b = socket.socketpair()
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    a.setblocking(False)
-    try:
-        while True:
-            a.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
-    a.setblocking(True)
+    fill_send_buffer(a)
     return a, b
 
 
