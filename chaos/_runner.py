@@ -119,6 +119,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     history = History(_native_threading.Lock())
     paths = Paths(f"/chaos-{mode_name}-{seed}")
     checks: list[Check] = []
+    unwatch = _watch_null_creates(history)
     ensemble = ZooKeeperEnsemble(members)
     ensemble.start(timeout=120)
     handler = mode.make_handler()
@@ -168,7 +169,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
             _checks.acknowledged_writes(history.calls, state, paths.seq),
             _checks.uncertain_writes(history.calls, state),
             _checks.nothing_applied_after_stop(history.calls, history.events, state),
-            _checks.calls_bounded(history),
+            *_checks.calls_bounded(history),
             Check("every caller finished", not stranded, "; ".join(stranded) or f"{len(workload.workers)} callers joined"),
             _checks.lock_ledger(workload.ledger, history.events, end_of_run, history.calls),
             *_watch_checks(workload, state, tree_checked),
@@ -178,6 +179,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     finally:
         workload.stopping = True
         checks.extend(_teardown(workload, [client, verifier], ensemble))
+    unwatch()
     checks.append(_leak_check(baseline, threads_before))
     if mode_name == "isolated":
         # Before tpool's own atexit hook would: it sleeps on the main hub, which the
@@ -195,6 +197,32 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     from ._report import build
 
     return build(meta, history, checks, [fault.describe() for group in groups for fault in group])
+
+
+def _watch_null_creates(history: History) -> Any:
+    """Record each Create that ZooKeeper answers with success and a null path (an
+    upstream failure, see ``_checks.calls_bounded``), by the token it wrote. Observes
+    kazoo's reply handling, changes nothing; returns the function that removes it."""
+    from kazoo.protocol import connection
+    from kazoo.protocol.serialization import Create, Create2
+
+    original = connection.ConnectionHandler._read_response
+
+    def read_response(self: Any, header: Any, buffer: Any, offset: int) -> Any:
+        pending = self.client._pending
+        request = pending[0][0] if pending else None
+        if isinstance(request, (Create, Create2)) and not header.err:
+            reply = request.deserialize(buffer, offset)
+            if (reply[0] if isinstance(reply, tuple) else reply) is None:
+                history.event("null_create", token=request.data, xid=header.xid, zxid=header.zxid)
+        return original(self, header, buffer, offset)
+
+    connection.ConnectionHandler._read_response = read_response
+
+    def unwatch() -> None:
+        connection.ConnectionHandler._read_response = original
+
+    return unwatch
 
 
 def _watch_state(client: KazooClient, ensemble: ZooKeeperEnsemble, workload: Workload) -> dict[str, Any]:

@@ -236,7 +236,10 @@ class Workload:
     def _seq_create(self, rng: random.Random, caller: str, worker: str, token: bytes) -> bool:
         call, path = self._record(
             "seq_create", caller, worker,
-            lambda: self.client.create(self.paths.seq + "/n-", token, sequence=True), token=token,
+            # Bounded: ZooKeeper may answer a Create with a null path, and kazoo's
+            # create() then never completes (_checks.calls_bounded).
+            lambda: self.client.create_async(self.paths.seq + "/n-", token, sequence=True).get(timeout=CALL_BOUND),
+            token=token,
         )
         call.detail["path"] = path
         return call.acked
@@ -288,7 +291,7 @@ class Workload:
                 return self.client.set(path, token)
             except NoNodeError:
                 try:
-                    return self.client.create(path, token, makepath=True)
+                    return self.client.create_async(path, token, makepath=True).get(timeout=CALL_BOUND)
                 except NodeExistsError:
                     return self.client.set(path, token)
 

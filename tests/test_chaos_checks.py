@@ -89,7 +89,21 @@ def test_nothing_applied_after_stop_fails_on_a_write_created_after_the_stop_retu
 def test_calls_bounded_fails_on_a_call_that_never_returned() -> None:
     history = _history()
     history.begin("get", "native", "n0")
-    assert not _checks.calls_bounded(history).passed
+    assert not _checks.calls_bounded(history)[0].passed
+
+
+def test_calls_bounded_excuses_only_a_create_answered_with_a_null_path() -> None:
+    # Seed 402: ZooKeeper answered a Create with success and a null path; kazoo's
+    # create() never completes. Only that create, matched by its token, is excused.
+    history = _history()
+    history.begin("seq_create", "native", "n1", token=b"n1:874")
+    history.begin("seq_create", "green", "g0", token=b"g0:5")
+    history.event("null_create", token=b"n1:874", xid=1, zxid=5)
+    bounded, upstream = _checks.calls_bounded(history)
+    assert not bounded.passed and "g0" in bounded.detail and "n1" not in bounded.detail
+    assert upstream.passed is None and "n1 (native)" in upstream.detail
+    history.finish(history.calls[1], "ok")
+    assert [c.passed for c in _checks.calls_bounded(history)] == [True, None]
 
 
 def test_lock_ledger_fails_on_two_live_holders_and_passes_after_session_loss() -> None:
