@@ -3,10 +3,13 @@
 * Process axis (set by the Makefile, one pytest process each): unpatched;
   ``EVENTLET_HANDLER_TEST_MONKEY_PATCH=1`` (patched here, before anything else
   imports eventlet); ``EVENTLET_HUB=asyncio``.
-* ``hub`` axis (contract tests): each test body runs in a fresh native thread
-  whose hub is ``epolls``, ``poll``, ``selects`` or ``asyncio``. eventlet keeps
-  one hub per thread, so hubs are switched per thread, in-process; the thread
-  retires its hub afterwards so no fds are left.
+* ``hub`` axis (contract tests): a test that takes the ``hub`` fixture runs,
+  whole, in a fresh native thread whose hub is ``epolls``, ``poll``, ``selects``
+  or ``asyncio`` (:func:`pytest_pyfunc_call`, as anyio's plugin runs a test in
+  its event loop); fixtures are set up in pytest's thread. eventlet keeps one hub
+  per thread, so hubs are switched per thread, in-process; the thread retires its
+  hub afterwards so no fds are left. ``@pytest.mark.hub_timeout(s)`` bounds the
+  body (default 30 s).
 * ``caller`` axis: who calls the operation under test, relative to the test's
   green thread: the same green thread, another green thread of its hub, or a
   native thread.
@@ -28,6 +31,7 @@ if os.environ.get("EVENTLET_HANDLER_TEST_MONKEY_PATCH") == "1":
     eventlet.monkey_patch()
 
 import importlib
+import inspect
 import time
 import warnings
 from typing import Any, Callable, List, Optional
@@ -112,41 +116,54 @@ def green_wait_native_thread(thread: Any, timeout: float) -> None:
         eventlet.sleep(0.001)
 
 
-class InHub:
-    """Runs a test body in a fresh native thread whose hub is ``name``."""
+def run_in_hub(name: str, body: Callable[[], Any], timeout: float = BODY_TIMEOUT) -> Any:
+    """Run ``body`` in a fresh native thread whose hub is ``name``; its value, or its
+    exception re-raised here. The thread retires its hub afterwards."""
+    outcome: dict = {}
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def main() -> None:
+        hubs.use_hub(name)
+        hubs.get_hub()  # this thread lives in its hub, like an eventlet app thread
+        try:
+            outcome["value"] = body()
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+        finally:
+            shutdown_current_hub()
 
-    def __call__(self, body: Callable[[], Any], timeout: float = BODY_TIMEOUT) -> Any:
-        outcome: dict = {}
+    thread = _threading.Thread(target=main, name=f"hub-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        pytest.fail(f"test body did not finish within {timeout} s on the {name} hub")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
-        def main() -> None:
-            hubs.use_hub(self.name)
-            hubs.get_hub()  # this thread lives in its hub, like an eventlet app thread
-            try:
-                outcome["value"] = body()
-            except BaseException as exc:  # re-raised in the test's thread
-                outcome["error"] = exc
-            finally:
-                shutdown_current_hub()
 
-        thread = _threading.Thread(target=main, name=f"hub-{self.name}", daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
-            pytest.fail(f"test body did not finish within {timeout} s on the {self.name} hub")
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("value")
+_RUN_IN_HUB = pytest.StashKey[str]()
 
 
 @pytest.fixture(params=HUBS)
-def in_hub(request: pytest.FixtureRequest) -> InHub:
-    """Run a body in a thread with each eventlet hub."""
-    if request.param == "asyncio":
-        pytest.importorskip("asyncio")
-    return InHub(request.param)
+def hub(request: pytest.FixtureRequest) -> str:
+    """The eventlet hub the test runs in: the test function runs in a fresh native
+    thread with that hub (see :func:`pytest_pyfunc_call`)."""
+    request.node.stash[_RUN_IN_HUB] = request.param
+    return request.param
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
+    """Run a test that took the ``hub`` fixture in its hub's thread. A test parametrized
+    with its own ``hub`` argument never ran the fixture, and runs as usual."""
+    name = pyfuncitem.stash.get(_RUN_IN_HUB, None)
+    if name is None:
+        return None
+    marker = pyfuncitem.get_closest_marker("hub_timeout")
+    timeout = float(marker.args[0]) if marker is not None else BODY_TIMEOUT
+    args = {arg: pyfuncitem.funcargs[arg] for arg in inspect.signature(pyfuncitem.obj).parameters}
+    run_in_hub(name, lambda: pyfuncitem.obj(**args), timeout)
+    return True
 
 
 class Done:
