@@ -14,14 +14,17 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
 from awaiters import Awaiter
-from conftest import Caller, green_wait_native_thread, home_thread_ident, run_in_hub
+from support import (
+    Caller,
+    green_wait_native_thread,
+    home_thread_ident,
+    run_in_hub,
+    native_threading as _threading,
+)
 from eventlet_handler import HandlerStoppedError, aio
 from eventlet_handler._primitives import Event
-
-_threading: Any = patcher.original("threading")
 
 
 def _wait_parked(result: Any, count: int = 1, timeout: float = 5.0) -> None:

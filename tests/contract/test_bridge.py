@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Callable, List
+from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
-from conftest import green_wait_native_thread
+from support import green_wait_native_thread, native_threading as _threading, until
 from eventlet_handler._bridge import BridgeClosed, bridge_of, close_bridge
 from eventlet_handler._hubs import current_hub
 
@@ -19,8 +18,6 @@ def local_bridge() -> Any:
     bridge = bridge_of(hubs.get_hub(), create=True)
     assert bridge is not None
     return bridge
-
-_threading: Any = patcher.original("threading")
 
 
 def test_Bridge_call_soon_threadsafe_native_stress_runs_every_call_in_order(hub: str) -> None:
@@ -45,18 +42,9 @@ def test_Bridge_call_soon_threadsafe_native_stress_runs_every_call_in_order(hub:
         green_wait_native_thread(thread, 20)
     # No further call is queued to end the test: one would wake the pump and run
     # whatever a lost wake-up had stranded. The calls must all run on their own.
-    wait_until(lambda: sum(map(len, runs.values())) == 4 * 5000, 10, "every call to run")
+    until(lambda: sum(map(len, runs.values())) == 4 * 5000, 10, "every call to run")
     assert wrong_hub == []
     assert {p: runs[p] for p in range(4)} == {p: list(range(5000)) for p in range(4)}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Yield to the hub until ``condition()``, bounded; the caller is a green thread."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout} s for {what}")
-        eventlet.sleep(0.001)
 
 
 def test_Bridge_call_queued_while_a_batch_runs_is_woken_for(hub: str) -> None:
@@ -78,7 +66,7 @@ def test_Bridge_call_queued_while_a_batch_runs_is_woken_for(hub: str) -> None:
         assert queued.wait(5), "the native thread did not queue its call"  # a brief native wait
 
     bridge.call_soon_threadsafe(in_batch)
-    wait_until(lambda: len(ran) == 3, 5, "the calls queued during the batch to run")
+    until(lambda: len(ran) == 3, 5, "the calls queued during the batch to run")
     assert ran == ["batch", "from the pump", "native"]
 
 

@@ -10,15 +10,13 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
 from kazoo.protocol.states import Callback
 
-from conftest import Caller, green_wait_native_thread
+from support import Caller, green_wait_native_thread, native_threading as _threading
 from eventlet_handler import EventletHandler, HandlerStoppedError, SequentialEventletHandler
 from eventlet_handler._hubs import current_hub
-
-_threading: Any = patcher.original("threading")
 
 
 def native(fn: Any, timeout: float = 20.0) -> Any:

@@ -9,16 +9,13 @@ from typing import Any, List
 import eventlet
 import greenlet
 import pytest
-from eventlet import patcher
 from kazoo.protocol.states import Callback
 from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from conftest import Caller, green_wait_native_thread, home_thread_ident
+from support import Caller, green_wait_native_thread, home_thread_ident, native_threading as _threading
 from eventlet_handler import EventletHandler
-
-_threading: Any = patcher.original("threading")
 
 
 def _callback(func: Any, *args: Any) -> Callback:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from eventlet import patcher
-
 from eventlet_handler._hubs import current_hub
-
-_threading: Any = patcher.original("threading")
+from support import native_threading as _threading
 
 
 def test_a_hub_axis_test_runs_in_a_fresh_thread_of_its_hub(hub: str) -> None:

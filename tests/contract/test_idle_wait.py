@@ -9,15 +9,14 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._parking import Waiter
 from eventlet_handler._primitives import Event
+from support import native_threading as _threading, native_time as _time
 
-_threading: Any = patcher.original("threading")
-_time: Any = patcher.original("time")
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")  # the asyncio hub always waits green
 
 

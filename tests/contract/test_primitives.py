@@ -8,12 +8,9 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import Caller, green_wait_native_thread, until
+from support import Caller, green_wait_native_thread, until, native_threading as _threading
 from eventlet_handler import EventletHandler
-
-_threading: Any = patcher.original("threading")
 
 
 @pytest.fixture

@@ -7,11 +7,8 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import Caller, green_wait_native_thread, home_thread_ident, until
-
-_threading: Any = patcher.original("threading")
+from support import Caller, green_wait_native_thread, home_thread_ident, until, native_threading as _threading
 
 
 def _park_then(caller: Caller, result: Any, action: Any) -> Any:

@@ -16,13 +16,11 @@ from typing import Any, Iterator, List, Tuple
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import Caller, green_wait_native_thread
+from support import Caller, green_wait_native_thread, native_threading as _threading
 from eventlet_handler import EventletHandler
 from eventlet_handler._hubs import current_hub
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(60)
 

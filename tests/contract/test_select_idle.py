@@ -7,15 +7,13 @@ import time
 from typing import Any, List
 
 import eventlet
-from eventlet import hubs, patcher
+from eventlet import hubs
 
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._select import select
+from support import native_threading as _threading, native_time as _time, native_os as _os
 
-_threading: Any = patcher.original("threading")
-_time: Any = patcher.original("time")
-_os: Any = patcher.original("os")
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")
 
 

@@ -18,12 +18,10 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import green_wait_native_thread
+from support import green_wait_native_thread, native_threading as _threading
 from eventlet_handler import EventletHandler
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,18 +20,17 @@ from typing import Any, Iterator, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 from eventlet.hubs.asyncio import Hub as AsyncioHub
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, SessionExpiredError
 from kazoo.recipe.lock import Lock
 
 from awaiters import AWAITERS, Awaiter
-from conftest import MONKEY_PATCHED
+from support import MONKEY_PATCHED, native_threading as _threading
 from eventlet_handler import EventletHandler, aio
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(120)
 WAIT = 30.0

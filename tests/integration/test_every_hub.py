@@ -19,7 +19,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.recipe.lock import Lock
 
-from conftest import MONKEY_PATCHED
+from support import MONKEY_PATCHED
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 

@@ -20,7 +20,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
 
-from conftest import MONKEY_PATCHED
+from support import MONKEY_PATCHED
 from eventlet_handler import EventletHandler
 
 

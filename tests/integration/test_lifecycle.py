@@ -23,8 +23,8 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 from eventlet_handler import EventletHandler
 from eventlet_handler.config import MODE_ENV
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import native_threading as _threading
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -12,7 +12,7 @@ from typing import Any
 import eventlet
 import pytest
 
-from conftest import import_or_skip  # noqa: E402
+from support import import_or_skip
 
 tooz_coordination = import_or_skip("tooz.coordination")
 
