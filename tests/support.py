@@ -24,6 +24,8 @@ with warnings.catch_warnings():
     import eventlet
     from eventlet import hubs, patcher
 
+from kazoo.protocol.states import Callback
+
 from eventlet_handler import EventletHandler
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._hubthread import shutdown_current_hub
@@ -174,11 +176,47 @@ class HandlerInBody:
         self.handler.stop(timeout=10.0)
 
 
+def home_thread(handler: EventletHandler) -> Any:
+    """The native thread (its ``threading.Thread``) whose hub runs the callbacks of the
+    started ``handler``: found by running one there."""
+    threads: List[Any] = []
+    ran = handler.event_object()
+
+    def record() -> None:
+        threads.append(_threading.current_thread())
+        ran.set()
+
+    handler.dispatch_callback(Callback("watch", record, ()))
+    assert ran.wait(5), f"{handler!r} ran no callback within 5 s"
+    return threads[0]
+
+
 def home_thread_ident(handler: EventletHandler) -> int:
-    """The native thread whose hub runs the handler's workers."""
-    home = handler._home
-    if home is not None and home.hubthread is not None:
-        ident = home.hubthread.ident
-        assert ident is not None
-        return ident
-    return _threading.get_ident()
+    """:func:`home_thread`'s ident."""
+    ident = home_thread(handler).ident
+    assert ident is not None
+    return ident
+
+
+def home_retired(handler: EventletHandler, old_home: Any) -> bool:
+    """True if the stopped ``handler`` let its home (run by thread ``old_home``) go: a
+    start from a fresh thread with a hub then makes a new home (that thread's hub in
+    shared mode, a new hub thread in isolated mode), where a kept home would be reused.
+    Leaves the handler stopped."""
+    kind = type(hubs.get_hub()).__module__.rsplit(".", 1)[-1]  # the caller's kind of hub
+
+    def start_elsewhere() -> Any:
+        handler.start()
+        try:
+            return home_thread(handler)
+        finally:
+            handler.stop(timeout=10)
+
+    return run_in_hub(kind, start_elsewhere) is not old_home
+
+
+def kazoo_socket(client: Any) -> Any:
+    """The socket of ``client``'s current connection. kazoo has no public handle on it;
+    the tests that drop a connection under kazoo, or ask which server it went to, need
+    it (a private read of kazoo's, kept in this one place)."""
+    return client._connection._socket

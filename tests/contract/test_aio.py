@@ -27,11 +27,20 @@ from eventlet_handler import HandlerStoppedError, aio
 from eventlet_handler._primitives import Event
 
 
+def _parked(owner: Any) -> List[Any]:
+    """The callers parked on ``owner`` (a result or an Event).
+
+    White-box, on purpose: a test must act only once an await is parked, and
+    ``_aiobridge``'s rules on cancelled and failed awaits are about leaving the owner's
+    waiter list; nothing public says who waits (a sleep would only hope)."""
+    return list(owner._waiters)
+
+
 def _wait_parked(result: Any, count: int = 1, timeout: float = 5.0) -> None:
     """Green-wait until ``count`` callers are parked on ``result`` (or its Event)."""
     deadline = time.monotonic() + timeout
-    while len(result._waiters) < count:
-        assert time.monotonic() < deadline, f"{len(result._waiters)} of {count} parked"
+    while len(_parked(result)) < count:
+        assert time.monotonic() < deadline, f"{len(_parked(result))} of {count} parked"
         eventlet.sleep(0.001)
 
 
@@ -71,7 +80,7 @@ def test_AsyncResult_await_gets_what_caller_set(
             with pytest.raises(KeyError) as raised:
                 awaited.join()
             assert raised.value is error  # the very exception object, not a copy
-        assert result._waiters == []
+        assert _parked(result) == []
 
 
 def test_AsyncResult_await_of_ready_result_returns_at_once(hub: str, started: Any, awaiter: Awaiter) -> None:
@@ -105,7 +114,7 @@ def test_AsyncResult_cancelled_await_detaches(hub: str, started: Any, awaiter: A
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
-            seen.append(list(result._waiters))
+            seen.append(_parked(result))
             return await aio.future(result)  # still awaitable after a detach
 
         awaited = awaiter.run(coro)
@@ -138,7 +147,7 @@ def test_AsyncResult_loop_closed_before_set_never_raises_into_setter(
             return await fut
 
         awaiter.abandon(coro, parked)(10.0)  # its loop is closed now
-        assert len(result._waiters) == 1
+        assert len(_parked(result)) == 1
         green_waiter = eventlet.spawn(result.get, timeout=5)
         eventlet.sleep(0)
         caller.run(lambda: result.set("v")).join()  # must not raise
@@ -165,7 +174,7 @@ def test_EventletHandler_stop_fails_pending_awaits(hub: str, mode: str, awaiter:
     errors = awaited.join()
     assert [type(e) for e in errors] == [HandlerStoppedError] * 2
     assert "stopped while a coroutine awaited" in str(errors[0])
-    assert result._waiters == []
+    assert _parked(result) == []
 
 
 def test_coroutine_set_wakes_green_native_and_coroutine_waiters(hub: str, started: Any, awaiter: Awaiter) -> None:
@@ -363,7 +372,7 @@ def test_watch_iterator_stops_when_dropped() -> None:
             handler = None
 
         iterator = aio.data_watch(FakeClient(), "/x")  # type: ignore[arg-type]
-        latest = iterator._latest
+        latest = iterator._latest  # white-box: no ZooKeeper here; test_aio_client sees kazoo's watch end
         del iterator
         gc.collect()
         return latest.open

@@ -14,7 +14,14 @@ from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from support import Caller, green_wait_native_thread, home_thread_ident, native_threading as _threading
+from support import (
+    Caller,
+    green_wait_native_thread,
+    home_retired,
+    home_thread,
+    home_thread_ident,
+    native_threading as _threading,
+)
 from eventlet_handler import EventletHandler
 
 
@@ -40,9 +47,9 @@ def test_EventletHandler_dispatch_callback_runs_in_order_on_home_hub(
 
         caller.run(dispatch_all).join()
         assert last.wait(5)
+        assert handler.stats()["queues"]["watch"]["run"] == 200
         home = home_thread_ident(handler)
         assert seen == [(i, home) for i in range(200)]
-        assert handler.stats()["queues"]["watch"]["run"] == 200
 
 
 def test_EventletHandler_callback_exception_is_logged_and_worker_goes_on(
@@ -76,7 +83,7 @@ def test_EventletHandler_stop_from_caller_runs_queued_callbacks_first(
         handler.dispatch_callback(_callback(lambda i=i: (eventlet.sleep(0), ran.append(i))))
     caller.run(handler.stop).join(15)
     assert ran == list(range(50))
-    assert not handler.running and handler._state == "stopped"
+    assert not handler.running and handler.stats()["state"] == "stopped"
 
 
 def test_EventletHandler_stop_from_inside_a_callback_returns(hub: str, started: Any, mode: str) -> None:
@@ -94,7 +101,7 @@ def test_EventletHandler_stop_from_inside_a_callback_returns(hub: str, started: 
     assert returned.wait(5), "stop() inside a callback deadlocked"
     handler.stop(timeout=5)  # waits for the stop the callback requested
     assert later == ["queued before stop"]
-    assert handler._state == "stopped"
+    assert handler.stats()["state"] == "stopped"
 
 
 def test_EventletHandler_concurrent_stops_all_return(hub: str, mode: str) -> None:
@@ -106,7 +113,7 @@ def test_EventletHandler_concurrent_stops_all_return(hub: str, mode: str) -> Non
     handler.stop(timeout=10)
     for done in dones:
         done.join(10)
-    assert handler._state == "stopped"
+    assert handler.stats()["state"] == "stopped"
 
 
 def test_EventletHandler_start_stop_idempotent_and_restartable(hub: str, caller: Caller, mode: str) -> None:
@@ -180,15 +187,13 @@ def test_EventletHandler_leaves_nothing_running_after_stop(hub: str, mode: str) 
     greenlets_before = _live_greenlets()
     for _ in range(20):
         handler.start()
-        done = handler.event_object()
-        handler.dispatch_callback(_callback(done.set))
-        assert done.wait(5)
+        home = home_thread(handler)  # a callback runs there
         handler.stop()
     eventlet.sleep(0)
     gc.collect()
     assert len(_threading.enumerate()) == threads_before
     assert _live_greenlets() <= greenlets_before
-    assert handler._home is None, "stopped with no spawned work left: the home retired"
+    assert home_retired(handler, home), "stopped with no spawned work left, yet the home was kept"
 
 
 def _live_greenlets() -> int:
@@ -245,7 +250,8 @@ def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(hub:
         where.append(_threading.get_ident())
 
     task = handler.spawn(loop)
-    home = home_thread_ident(handler)
+    home_object = home_thread(handler)
+    home = home_object.ident
     handler.stop(timeout=10)
     assert task.is_alive() and not task.join(0.05), "spawned work died with stop()"
     assert handler.stats()["tasks_running"] == 1
@@ -258,7 +264,7 @@ def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(hub:
     assert task.join(5) and task.exception is None
     assert where == [home, home]
     handler.stop(timeout=10)
-    assert handler._home is None, "stopped with nothing running: the home retired"
+    assert home_retired(handler, home_object), "stopped with nothing running, yet the home was kept"
 
 
 def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(hub: str) -> None:

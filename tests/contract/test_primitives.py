@@ -18,6 +18,11 @@ def handler() -> EventletHandler:
     return EventletHandler("shared")  # primitives need no running handler
 
 
+# White-box, on purpose: a test that must act only once a caller is parked reads the
+# primitive's waiter list (``_waiters``, a queue's ``_getters``); nothing public says
+# "someone waits", and a sleep would only hope the caller got there.
+
+
 def test_Event_set_from_caller_wakes_waiter(hub: str, caller: Caller, handler: EventletHandler) -> None:
     event = handler.event_object()
     parked = (lambda: event._waiters) if caller.is_concurrent else (lambda: True)

@@ -11,11 +11,17 @@ import pytest
 from support import Caller, green_wait_native_thread, home_thread_ident, until, native_threading as _threading
 
 
+def _parked(result: Any) -> List[Any]:
+    """The callers parked on ``result``. White-box, on purpose: a test must act only once
+    its caller is parked, and nothing public says who waits (a sleep would only hope)."""
+    return list(result._waiters)
+
+
 def _park_then(caller: Caller, result: Any, action: Any) -> Any:
     """Once the test's green thread is parked on ``result``, run ``action`` from ``caller``."""
     if not caller.is_concurrent:
         return caller.run(action)
-    return caller.run(lambda: (until(lambda: result._waiters, what="the waiter to park"), action()))
+    return caller.run(lambda: (until(lambda: _parked(result), what="the waiter to park"), action()))
 
 
 def test_AsyncResult_set_wakes_green_waiter(hub: str, caller: Caller, started: Any) -> None:
@@ -43,7 +49,7 @@ def test_AsyncResult_set_wakes_1000_green_waiters(hub: str, caller: Caller, star
         result = handler.async_result()
         woke: List[Any] = []
         waiters = [eventlet.spawn(lambda: woke.append(result.get(timeout=10))) for _ in range(1000)]
-        until(lambda: len(result._waiters) == 1000, what="all 1000 waiters to park")
+        until(lambda: len(_parked(result)) == 1000, what="all 1000 waiters to park")
         caller.run(lambda: result.set(7)).join()
         with eventlet.Timeout(10):
             for waiter in waiters:
@@ -97,9 +103,12 @@ def test_AsyncResult_unlink_before_set_skips_callback(hub: str, caller: Caller, 
         result = handler.async_result()
         calls: List[str] = []
         marker = handler.event_object()
-        result.rawlink(lambda res: calls.append("removed"))
+        def removed(res: Any) -> None:
+            calls.append("removed")
+
+        result.rawlink(removed)
         result.rawlink(lambda res: marker.set())
-        caller.run(lambda: result.unlink(result._links[0])).join()
+        caller.run(lambda: result.unlink(removed)).join()
         caller.run(lambda: result.set(None)).join()
         assert marker.wait(5)
         assert calls == []

@@ -117,7 +117,7 @@ def test_watches_through_async_for(kazoo_client: KazooClient, root: str, awaiter
         await client.set_async(node, b"after")  # the next change ends kazoo's watches
         await client.create_async(f"{root}/another")
         for _ in range(1000):  # the loop still runs: nothing but leaving stopped them
-            if all(w._stopped for w in kazoo_watches):
+            if all(w._stopped for w in kazoo_watches):  # kazoo's watches say so only privately
                 return True
             await asyncio.sleep(0.01)
         return False
