@@ -103,6 +103,7 @@ def test_AsyncResult_unlink_before_set_skips_callback(hub: str, caller: Caller, 
         result = handler.async_result()
         calls: List[str] = []
         marker = handler.event_object()
+
         def removed(res: Any) -> None:
             calls.append("removed")
 
