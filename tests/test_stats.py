@@ -7,13 +7,10 @@ import time
 from typing import Any, Iterator
 
 import pytest
-from eventlet import patcher
 from kazoo.protocol.states import Callback
 
-from conftest import until
 from eventlet_handler import EventletHandler
-
-_threading: Any = patcher.original("threading")
+from support import native_threading as _threading, until
 
 
 @pytest.fixture
