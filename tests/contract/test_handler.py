@@ -48,10 +48,11 @@ def test_EventletHandler_dispatch_callback_runs_in_order_on_home_hub(
 
         caller.run(dispatch_all).join()
         assert last.wait(5)
+        # The worker counts a callback once it returned, after the last one set `last`;
+        # before home_thread_ident(), which runs one more.
+        until(lambda: handler.stats()["queues"]["watch"]["run"] == 200, 5, "200 runs in stats()")
         home = home_thread_ident(handler)
         assert seen == [(i, home) for i in range(200)]
-        # The worker counts a callback once it returned, after the last one set `last`.
-        until(lambda: handler.stats()["queues"]["watch"]["run"] == 200, 5, "200 runs in stats()")
 
 
 def test_EventletHandler_callback_exception_is_logged_and_worker_goes_on(
