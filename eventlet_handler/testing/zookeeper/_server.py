@@ -155,10 +155,12 @@ class ServerBase(JvmSettings):
 
     @property
     def pid(self) -> int | None:
-        """PID of the running java process, or None when stopped."""
-        if self._process is None or self._process.exit_code() is not None:
+        """PID of the running java process, or None when stopped. Any thread: read once,
+        as another thread's stop() or kill() may take the process meanwhile."""
+        process = self._process
+        if process is None or process.exit_code() is not None:
             return None
-        return self._process.pid
+        return process.pid
 
     @property
     def running(self) -> bool:
@@ -229,10 +231,10 @@ class ServerBase(JvmSettings):
             _process.stop_all([process], timeout, signum=signal.SIGKILL)
 
     def _running_process(self, action: str) -> JavaProcess:
-        if not self.running:
+        process = self._process  # once: see pid
+        if process is None or process.exit_code() is not None:
             raise RuntimeError(f"cannot {action} {self!r}: it is not running (call start() first)")
-        assert self._process is not None
-        return self._process
+        return process
 
     # -- lifecycle (for the topology classes) ----------------------------------
 
