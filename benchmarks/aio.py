@@ -139,18 +139,13 @@ def _aiozk(hosts: str, seq: int) -> Callable[[], Any]:
 def _green(hosts: str, mode: str, seq: int) -> None:
     import eventlet
 
+    from family import latencies
+
     eventlet.sleep(0)  # the measuring thread is an eventlet main thread: its waits are green
     client = _kazoo_client(hosts, mode)
     client.start(timeout=30)
     try:
-        for _ in range(200):
-            client.get(PATH)
-        samples = []
-        for _ in range(seq):
-            began = now()
-            client.get(PATH)
-            samples.append(now() - began)
-        emit("seq_p50_us", statistics.median(samples) * 1e6)
+        emit("seq_p50_us", statistics.median(latencies(lambda: client.get(PATH), seq, warmup=200)) * 1e6)
         rates = []
         for _ in range(3):
             began = now()

@@ -43,6 +43,18 @@ def p50(samples: List[float]) -> float:
     return statistics.median(samples)
 
 
+def latencies(call: Callable[[], Any], n: int, warmup: int) -> List[float]:
+    """Seconds each of ``n`` sequential ``call()``s took, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(n):
+        started = now()
+        call()
+        samples.append(now() - started)
+    return samples
+
+
 # -- runtimes: how a family spawns its "green threads" and sleeps cooperatively --
 
 
@@ -454,13 +466,7 @@ def start_client(hosts: str, handler: Any) -> Any:
 
 def metric_zk_get(client: Any, quick: bool) -> None:
     n = 500 if quick else 3_000
-    for _ in range(100):
-        client.get_async(SEQ_PATH).get(timeout=5)
-    samples = []
-    for _ in range(n):
-        started = now()
-        client.get_async(SEQ_PATH).get(timeout=5)
-        samples.append(now() - started)
+    samples = latencies(lambda: client.get_async(SEQ_PATH).get(timeout=5), n, warmup=100)
     emit("zk_get_p50", p50(samples) * 1e6, "us", n=n)
 
 
@@ -508,13 +514,7 @@ def raw_zk_metrics(hosts: str, quick: bool) -> None:
     zk = RawZooKeeper(hosts)
     try:
         n = 500 if quick else 3_000
-        for _ in range(100):
-            zk.get(SEQ_PATH)
-        samples = []
-        for _ in range(n):
-            started = now()
-            zk.get(SEQ_PATH)
-            samples.append(now() - started)
+        samples = latencies(lambda: zk.get(SEQ_PATH), n, warmup=100)
         emit("zk_get_p50", p50(samples) * 1e6, "us", n=n)
         n = 10_000
         started = now()

@@ -16,6 +16,7 @@ from ._history import Call, Event, History
 from ._workload import CALL_BOUND, Hold
 
 WRITE_OPS = ("seq_create", "cas_set", "counter_set", "tree_write", "tree_delete")
+CREATE_OPS = ("seq_create", "tree_write")  # the ops whose kazoo call may be a Create
 SET_OPS = ("cas_set", "counter_set")
 _CTIME_SLACK = 0.05  # seconds: ZooKeeper's ctime is in ms
 
@@ -116,17 +117,40 @@ def nothing_applied_after_stop(calls: list[Call], events: list[Event], state: Se
     return _fail_or_pass("nothing queued before stop() applied after it", problems, f"{checked} stops checked ({len(stops) - checked} with a member paused)")
 
 
-def calls_bounded(history: History) -> Check:
-    """Every call returned (a value or an exception) within ``CALL_BOUND``."""
-    open_calls = [c for c in history.calls if c.end is None]
-    slow = [c for c in history.calls if c.duration is not None and c.duration > CALL_BOUND]
-    problems = [f"{c.op} by {c.worker} ({c.caller}) never returned" for c in open_calls]
-    problems += [f"{c.op} by {c.worker} ({c.caller}) took {c.duration:.1f}s" for c in slow]
+def calls_bounded(history: History) -> list[Check]:
+    """Every call returned (a value or an exception) within ``CALL_BOUND``.
+
+    Except one upstream failure, told apart by what the servers sent: ZooKeeper may
+    answer a Create with success and a null path (seen after a session takeover; the
+    runner records each such reply as a ``null_create`` event), and kazoo's
+    ``create()`` then never completes, whatever the handler (kazoo's threading handler
+    too). The caller's bounded wait ends it; such calls are listed in a check of their
+    own that reports, without failing the run. Any other overrun fails.
+    """
+    null_tokens = {e.detail.get("token") for e in history.events_of("null_create")}
+
+    def upstream(call: Call) -> bool:
+        return call.op in CREATE_OPS and call.detail.get("token") in null_tokens
+
+    overran = [c for c in history.calls if c.end is None or (c.duration or 0.0) > CALL_BOUND]
+    problems = [
+        f"{c.op} by {c.worker} ({c.caller}) " + ("never returned" if c.end is None else f"took {c.duration:.1f}s")
+        for c in overran if not upstream(c)
+    ]
     longest = max((c.duration for c in history.calls if c.duration is not None), default=0.0)
-    return _fail_or_pass(
+    checks = [_fail_or_pass(
         f"every call returned within {CALL_BOUND:.0f}s", problems,
         f"{len(history.calls)} calls, longest {longest:.2f}s",
-    )
+    )]
+    known = [c for c in history.calls if upstream(c)]
+    if known:
+        checks.append(Check(
+            "known upstream: ZooKeeper answered a Create with a null path", None,
+            f"{len(known)} creates ended by their {CALL_BOUND:.0f}s bound, not by kazoo "
+            f"({', '.join(f'{c.worker} ({c.caller})' for c in known[:8])}); "
+            "tests/integration/test_chaos_regressions.py (strict xfail, upstream)",
+        ))
+    return checks
 
 
 def session_ends(events: list[Event]) -> dict[int, float]:

@@ -76,19 +76,26 @@ class Injector:
     # -- member faults -----------------------------------------------------------
 
     def _pick(self, target: str) -> Any:
-        candidates = [m for m in self.ensemble.members if m.running and not m.paused and m not in self._busy]
+        # Rule 3. Asking a member its mode or the client its peer is network I/O, which
+        # yields to the group's other faults: ask first, then choose and claim with no
+        # yield in between, so two faults of one group never take the same member.
+        wanted: Any = None
+        if target in ("leader", "follower"):
+            modes = {m: m.mode() for m in self._free_members()}
+            wanted = lambda m: modes.get(m) == target  # noqa: E731
+        elif target == "connected":
+            port = self._peer_port()
+            wanted = lambda m: m.port == port  # noqa: E731
+        candidates = self._free_members()
         if not candidates:
             return None
-        chosen = None
-        if target == "leader":
-            chosen = next((m for m in candidates if m.mode() == "leader"), None)
-        elif target == "follower":
-            chosen = next((m for m in candidates if m.mode() == "follower"), None)
-        elif target == "connected":
-            chosen = next((m for m in candidates if m.port == self._peer_port()), None)
+        chosen = next((m for m in candidates if wanted(m)), None) if wanted else None
         chosen = chosen or candidates[0]
         self._busy.add(chosen)
         return chosen
+
+    def _free_members(self) -> list[Any]:
+        return [m for m in self.ensemble.members if m.running and not m.paused and m not in self._busy]
 
     def _peer_port(self) -> int | None:
         sock = getattr(self.client._connection, "_socket", None)

@@ -69,6 +69,8 @@ def text(report: dict[str, Any]) -> str:
         f"chaos {report['mode']} seed={report['seed']} members={report['members']} "
         f"seconds={report['seconds']} (ran {report['elapsed_s']:.0f}s): {'PASSED' if report['passed'] else 'FAILED'}",
         "  faults: " + ", ".join(f"{k} {v}" for k, v in report["faults"].items()),
+        "  callers: " + ", ".join(f"{k} {v}" for k, v in report.get("callers", {}).items())
+        + ("" if report.get("callers", {}).get("asyncio") else " (no coroutine callers: shared mode offers them on the asyncio hub only)"),
         "  calls:  " + "; ".join(f"{k}: {v}" for k, v in report["calls"].items()),
         "  longest stall (s): " + ", ".join(f"{k} {v}" for k, v in report["longest_stall_s"].items()),
         "  recovery (s): " + ", ".join(f"{k} {v['median']}/{v['max']}" for k, v in report["recovery_s"].items())

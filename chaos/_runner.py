@@ -25,6 +25,7 @@ from ._workload import CALL_BOUND, Paths, Workload
 
 _native_threading = patcher.original("threading")
 _native_time = patcher.original("time")
+_THREAD_KINDS = ("native", "asyncio")  # callers that are native threads (asyncio: its loop's)
 _SETTLE = 30.0  # seconds for the client and the watches to catch up at the end
 # Both bugs these worked around are fixed (tests/integration/test_chaos_regressions.py);
 # "0" brings the workarounds back, to tell a new failure from them.
@@ -92,7 +93,7 @@ def read_state(client: KazooClient, paths: Paths) -> ServerState:
 def _join(workers: list[tuple[str, Any]], timeout: float) -> list[str]:
     """Wait (green, polling) for every caller; name those still running at ``timeout``."""
     def alive(kind: str, worker: Any) -> bool:
-        return worker.is_alive() if kind == "native" else not worker.dead
+        return worker.is_alive() if kind in _THREAD_KINDS else not worker.dead
 
     _wait(lambda: not any(alive(kind, w) for kind, w in workers), timeout)
     return [f"{kind} caller {w!r}" for kind, w in workers if alive(kind, w)]
@@ -103,6 +104,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
         level=logging.WARNING, filename=log_path, filemode="w",
         format="%(relativeCreated)9.0f %(threadName)s %(name)s %(levelname)s %(message)s",
     )
+    logging.getLogger("kazoo").setLevel(logging.INFO)  # connects and state changes: what a stall needs
     mode = Mode(mode_name)
     began = time.monotonic()
     groups = make_schedule(seed, seconds)
@@ -117,6 +119,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     history = History(_native_threading.Lock())
     paths = Paths(f"/chaos-{mode_name}-{seed}")
     checks: list[Check] = []
+    unwatch = _watch_null_creates(history)
     ensemble = ZooKeeperEnsemble(members)
     ensemble.start(timeout=120)
     handler = mode.make_handler()
@@ -166,7 +169,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
             _checks.acknowledged_writes(history.calls, state, paths.seq),
             _checks.uncertain_writes(history.calls, state),
             _checks.nothing_applied_after_stop(history.calls, history.events, state),
-            _checks.calls_bounded(history),
+            *_checks.calls_bounded(history),
             Check("every caller finished", not stranded, "; ".join(stranded) or f"{len(workload.workers)} callers joined"),
             _checks.lock_ledger(workload.ledger, history.events, end_of_run, history.calls),
             *_watch_checks(workload, state, tree_checked),
@@ -176,6 +179,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     finally:
         workload.stopping = True
         checks.extend(_teardown(workload, [client, verifier], ensemble))
+    unwatch()
     checks.append(_leak_check(baseline, threads_before))
     if mode_name == "isolated":
         # Before tpool's own atexit hook would: it sleeps on the main hub, which the
@@ -186,12 +190,39 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
         "elapsed_s": time.monotonic() - began, "session_timeout_s": SESSION_TIMEOUT,
         "timeline": [(round(e.at - start, 3), e.what, e.detail) for e in history.events],
         "watch_last_fired_s": {k: round(v - start, 3) for k, v in workload.watch_times.items()},
+        "callers": dict(workload.caller_kinds),
         "stranded": stranded_detail,
         "watch_state": watch_state,
     }
     from ._report import build
 
     return build(meta, history, checks, [fault.describe() for group in groups for fault in group])
+
+
+def _watch_null_creates(history: History) -> Any:
+    """Record each Create that ZooKeeper answers with success and a null path (an
+    upstream failure, see ``_checks.calls_bounded``), by the token it wrote. Observes
+    kazoo's reply handling, changes nothing; returns the function that removes it."""
+    from kazoo.protocol import connection
+    from kazoo.protocol.serialization import Create, Create2
+
+    original = connection.ConnectionHandler._read_response
+
+    def read_response(self: Any, header: Any, buffer: Any, offset: int) -> Any:
+        pending = self.client._pending
+        request = pending[0][0] if pending else None
+        if isinstance(request, (Create, Create2)) and not header.err:
+            reply = request.deserialize(buffer, offset)
+            if (reply[0] if isinstance(reply, tuple) else reply) is None:
+                history.event("null_create", token=request.data, xid=header.xid, zxid=header.zxid)
+        return original(self, header, buffer, offset)
+
+    connection.ConnectionHandler._read_response = read_response
+
+    def unwatch() -> None:
+        connection.ConnectionHandler._read_response = original
+
+    return unwatch
 
 
 def _watch_state(client: KazooClient, ensemble: ZooKeeperEnsemble, workload: Workload) -> dict[str, Any]:
@@ -218,19 +249,40 @@ def _describe_stranded(history: History, workload: Workload, start: float) -> li
 
     frames = sys._current_frames()
     stacks = {}
+    awaited = {}
     for kind, worker in workload.workers:
-        if kind == "native" and worker.is_alive():
+        if kind in _THREAD_KINDS and worker.is_alive():
             frame = frames.get(worker.ident)
         elif kind == "green" and not worker.dead:
             frame = worker.gr_frame
         else:
             continue
-        stacks[worker.name if kind == "native" else repr(worker)] = traceback.format_stack(frame) if frame else []
+        name = worker.name if kind in _THREAD_KINDS else repr(worker)
+        stacks[name] = traceback.format_stack(frame) if frame else []
+        awaited[name] = _awaited_result(frame, workload.client)
     calls = [
         {"op": c.op, "worker": c.worker, "caller": c.caller, "started_s": round(c.start - start, 3), "detail": repr(c.detail)}
         for c in history.calls if c.end is None
     ]
-    return [{"calls": calls, "stacks": stacks}] if calls or stacks else []
+    return [{"calls": calls, "stacks": stacks, "awaited": awaited}] if calls or stacks else []
+
+
+def _awaited_result(frame: Any, client: KazooClient) -> dict[str, Any]:
+    """The async result a stranded caller waits on, and where kazoo holds it (if anywhere)."""
+    from eventlet_handler.result import AsyncResult
+
+    while frame is not None:
+        result = frame.f_locals.get("self")
+        if isinstance(result, AsyncResult):
+            return {
+                "result": repr(result), "waiters": len(result._waiters), "links": len(result._links),
+                "in_queue": any(item[1] is result for item in list(client._queue)),
+                "in_pending": any(item[1] is result for item in list(client._pending)),
+                "queue_len": len(client._queue), "pending_len": len(client._pending),
+                "client_state": str(client._state),
+            }
+        frame = frame.f_back
+    return {}
 
 
 def _faults_repaired(history: History) -> Check:

@@ -8,14 +8,16 @@ Rules
    open for longer than ``CALL_BOUND`` as stranded.
 3. Every value written is unique (``worker:n``), so the checks can tell which
    call produced what the servers hold.
-4. HOOK(aio): coroutine callers.  When the handler offers asyncio callers
-   (branch ``aio``), :func:`asyncio_callers_supported` returns True and
-   :meth:`Workload.start` runs ``ASYNCIO_WORKERS`` coroutine workers on an
-   asyncio loop in a native thread; until then the kind is reported as "not offered".
+4. Coroutine callers where the handler offers them: in isolated mode a plain
+   asyncio loop in a native thread runs ``ASYNCIO_WORKERS`` coroutines that
+   ``await`` kazoo's async results (creates, conditional sets, pipelines). Shared
+   mode offers coroutines only on eventlet's asyncio hub, which these runs do not
+   use, so there the kind has no workers (the report says so).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import time
@@ -38,8 +40,8 @@ _OPS = {"seq_create": 3, "cas_set": 3, "lock_incr": 1, "pipeline": 1, "tree_writ
 
 
 def asyncio_callers_supported(handler: Any) -> bool:
-    """HOOK(aio): True once the handler offers coroutine callers; enable after merging ``aio``."""
-    return False
+    """Rule 4: a plain asyncio loop in a native thread may await this handler's results."""
+    return getattr(handler, "mode", None) == "isolated"
 
 
 @dataclasses.dataclass
@@ -129,8 +131,65 @@ class Workload:
             self.workers.append(("green", self._spawn_green(self._work, "green", f"g{index}")))
         for index in range(NATIVE_WORKERS):
             self.workers.append(("native", self._spawn_native(self._work, "native", f"n{index}")))
-        if asyncio_callers_supported(self.client.handler):  # HOOK(aio)
-            raise NotImplementedError("HOOK(aio): run ASYNCIO_WORKERS coroutine callers here")
+        if asyncio_callers_supported(self.client.handler):  # rule 4
+            self.caller_kinds["asyncio"] = ASYNCIO_WORKERS
+            self.workers.append(("asyncio", self._spawn_native(asyncio.run, self._aio_callers())))
+
+    # -- coroutine callers (rule 4) ---------------------------------------------
+
+    async def _aio_callers(self) -> None:
+        await asyncio.gather(*(self._aio_work(f"a{index}") for index in range(ASYNCIO_WORKERS)))
+
+    async def _aio_work(self, worker: str) -> None:
+        rng = random.Random(f"{self.seed}:{worker}")
+        ops = (self._aio_seq_create, self._aio_cas_set, self._aio_pipeline)
+        n = 0
+        while not self.stopping:
+            n += 1
+            ok = await rng.choice(ops)(rng, worker, f"{worker}:{n}".encode())
+            await asyncio.sleep(0.01 if ok else 0.1)
+
+    async def _aio_record(self, op: str, worker: str, result: Any, **detail: Any) -> tuple[Call, Any]:
+        """``_record`` for a coroutine: await ``result()`` (an async result), bounded."""
+        from eventlet_handler import aio
+
+        call = self.history.begin(op, "asyncio", worker, **detail)
+        try:
+            value = await asyncio.wait_for(aio.future(result()), CALL_BOUND)
+        except Exception as exc:  # as in _record: every outcome is data
+            self.history.finish(call, type(exc).__name__)
+            return call, None
+        self.history.finish(call, ACK)
+        return call, value
+
+    async def _aio_seq_create(self, rng: random.Random, worker: str, token: bytes) -> bool:
+        call, path = await self._aio_record(
+            "seq_create", worker, lambda: self.client.create_async(self.paths.seq + "/n-", token, sequence=True),
+            token=token,
+        )
+        call.detail["path"] = path
+        return call.acked
+
+    async def _aio_cas_set(self, rng: random.Random, worker: str, token: bytes) -> bool:
+        key = rng.choice(self.paths.hot)
+        read, got = await self._aio_record("get", worker, lambda: self.client.get_async(key), key=key)
+        if not read.acked:
+            return False
+        version = got[1].version
+        call, stat = await self._aio_record(
+            "cas_set", worker, lambda: self.client.set_async(key, token, version=version),
+            key=key, token=token, expected=version,
+        )
+        if stat is not None:
+            call.detail["version"] = stat.version
+        return call.acked or call.outcome == BadVersionError.__name__
+
+    async def _aio_pipeline(self, rng: random.Random, worker: str, token: bytes) -> bool:
+        paths = [rng.choice(self.paths.hot) for _ in range(6)]
+        calls = await asyncio.gather(
+            *(self._aio_record("get_async", worker, lambda p=path: self.client.get_async(p), key=path) for path in paths)
+        )
+        return all(call.acked for call, _ in calls)
 
     # -- watches and the state listener (kazoo's threads: must not block) -------------
 
@@ -177,7 +236,10 @@ class Workload:
     def _seq_create(self, rng: random.Random, caller: str, worker: str, token: bytes) -> bool:
         call, path = self._record(
             "seq_create", caller, worker,
-            lambda: self.client.create(self.paths.seq + "/n-", token, sequence=True), token=token,
+            # Bounded: ZooKeeper may answer a Create with a null path, and kazoo's
+            # create() then never completes (_checks.calls_bounded).
+            lambda: self.client.create_async(self.paths.seq + "/n-", token, sequence=True).get(timeout=CALL_BOUND),
+            token=token,
         )
         call.detail["path"] = path
         return call.acked
@@ -229,7 +291,7 @@ class Workload:
                 return self.client.set(path, token)
             except NoNodeError:
                 try:
-                    return self.client.create(path, token, makepath=True)
+                    return self.client.create_async(path, token, makepath=True).get(timeout=CALL_BOUND)
                 except NodeExistsError:
                     return self.client.set(path, token)
 

@@ -34,7 +34,7 @@ import asyncio
 import weakref
 from typing import Any, Callable, List, Optional, Set, Tuple
 
-from ._hubs import current_hub
+from ._hubs import asyncio_loop_of, current_hub, running_loop
 from ._errors import HandlerStoppedError
 from ._parking import Waiter, allocate_lock
 
@@ -133,7 +133,7 @@ class Inbox:
 
     def post(self, waiter: LoopWaiter, exc: Optional[BaseException]) -> None:
         """Settle ``waiter`` in the loop's thread soon. Any thread; never blocks or raises."""
-        if asyncio._get_running_loop() is self._loop():
+        if running_loop() is self._loop():
             # The loop's own thread (a green thread of the asyncio hub, or the loop itself):
             # settle now, one loop iteration sooner; setting a future only schedules.
             waiter._settle(exc)
@@ -198,7 +198,7 @@ def awaiting_loop(handler: Any) -> asyncio.AbstractEventLoop:
     from ever running. Isolated mode owns a hub thread and has no such limit.
     """
     loop = asyncio.get_running_loop()
-    if getattr(handler, "mode", None) == "shared" and getattr(current_hub(), "loop", None) is not loop:
+    if getattr(handler, "mode", None) == "shared" and asyncio_loop_of(current_hub()) is not loop:
         raise RuntimeError(
             f"{handler!r} is in shared mode, whose green threads run only in the eventlet hub "
             "of the thread that started it; this coroutine runs on a plain asyncio loop, which "
@@ -266,15 +266,3 @@ def fail_pending_awaits(handler: Any) -> None:
             "start it again and repeat the request"
         ))
 
-
-def running_coroutine(hub: Any) -> bool:
-    """True if the caller is a coroutine (an asyncio task) on ``hub``'s asyncio loop.
-
-    On eventlet's asyncio hub, coroutines run in the hub greenlet, beside the hub's
-    own run task (which fires green threads' timers). For the error path only.
-    """
-    loop = getattr(hub, "loop", None)
-    if loop is None:
-        return False
-    task = asyncio.current_task(loop)
-    return task is not None and not getattr(task.get_coro(), "__qualname__", "").endswith("async_run")

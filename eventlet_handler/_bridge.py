@@ -53,7 +53,7 @@ from eventlet import patcher
 
 from . import _selfpipe
 from ._errors import EventletHandlerError
-from ._hubs import current_hub, fork_generation, on_thread_exit, release_hub_resources
+from ._hubs import BRIDGE_ATTR, current_hub, fork_generation, on_thread_exit, release_hub_resources
 
 _thread: Any = patcher.original("_thread")
 
@@ -220,7 +220,7 @@ class Bridge:
         _selfpipe.close_fds(*fds)
 
 
-_ATTR = "_eventlet_handler_bridge"  # a hub's bridge lives on the hub object itself
+_ATTR = BRIDGE_ATTR  # a hub's bridge lives on the hub object itself
 
 
 @overload

@@ -17,7 +17,7 @@ place:
    eventlet's asyncio hub coroutines run there, so their error names ``await``.
 5. Idle hub, native wait: a green caller whose hub has nothing else to do (no live
    timer, no fd listener but its bridge's pump, nothing closed pending; checked by
-   :func:`hub_is_idle`, epoll/poll/select hubs only) parks on a native lock instead,
+   :func:`eventlet_handler._hubs.hub_is_idle`, epoll/poll/select hubs only) parks on a native lock instead,
    registered as its bridge's sleeper: a waker then wakes it with one lock release,
    no pipe byte and no hub loop on either side. Nothing can give that hub work
    except a bridge call (its other green threads are all parked on events that only
@@ -39,7 +39,7 @@ from eventlet import event as green_event
 from eventlet import patcher
 
 from ._bridge import Bridge, BridgeClosed, bridge_of
-from ._hubs import current_hub
+from ._hubs import current_hub, hub_is_idle, runs_coroutine
 
 _thread: Any = patcher.original("_thread")
 allocate_lock: Callable[[], Any] = _thread.allocate_lock
@@ -60,9 +60,7 @@ def check_timeout(timeout: Optional[float], what: str = "timeout") -> Optional[f
 def refuse_hub_greenlet(hub: Any, current: Any) -> None:
     """Rule 4: ``RuntimeError`` if ``current`` is ``hub``'s own loop greenlet."""
     if current is hub.greenlet:
-        from ._aiobridge import running_coroutine  # the error path only: the hot path stays one `is`
-
-        if running_coroutine(hub):
+        if runs_coroutine(hub):
             raise RuntimeError(
                 "a blocking kazoo call from a coroutine on eventlet's asyncio hub would block "
                 "its event loop (coroutines run in the hub's own loop): await the async form "
@@ -73,31 +71,6 @@ def refuse_hub_greenlet(hub: Any, current: Any) -> None:
             "cannot block in the eventlet hub's own loop (inside a hub timer or "
             "listener callback); call this from a green thread instead"
         )
-
-
-# Hubs whose whole state is BaseHub's timers and listeners (the asyncio hub's loop has more).
-_IDLE_CHECKED_HUBS = frozenset({"eventlet.hubs.epolls", "eventlet.hubs.poll", "eventlet.hubs.selects"})
-_IDLE_TIMERS_CHECKED = 256  # more timers than this, even cancelled ones: call the hub busy
-
-
-def hub_is_idle(hub: Any, bridge: Bridge) -> bool:
-    """Rule 5: True if nothing but a bridge call can give ``hub`` work. Its own thread.
-
-    Cheapest and most telling test first: a busy hub (a green thread just woken, a
-    sleep, a timeout) has a fresh timer, and the hub counts its cancelled ones.
-    """
-    timers = hub.timers
-    if hub.next_timers or len(timers) > hub.timers_canceled or len(timers) > _IDLE_TIMERS_CHECKED:
-        return False
-    if type(hub).__module__ not in _IDLE_CHECKED_HUBS or hub.closed:
-        return False
-    listeners, secondaries = hub.listeners, hub.secondaries
-    if listeners[hub.WRITE] or secondaries[hub.READ] or secondaries[hub.WRITE]:
-        return False
-    reads = listeners[hub.READ]
-    if len(reads) != 1 or reads.get(bridge.read_fd) is not bridge.listener:
-        return False
-    return all(t[1].called for t in timers)  # the count is a hint: trust only the timers
 
 
 class Waiter:

@@ -34,8 +34,8 @@ Rules:
 7. Once woken, a select polls once more and returns everything ready then, as
    the stdlib does; only if nothing is (the fd was drained meanwhile) does it
    return the answer that woke it.
-8. Idle hub (``_parking.hub_is_idle``: no live timer, no listener but the bridge's
-   pump): the wait is one native ``poll()`` of the fds and the bridge's fd, with the
+8. Idle hub (:func:`eventlet_handler._hubs.hub_is_idle`: no live timer, no listener
+   but the bridge's pump): the wait is one native ``poll()`` of the fds and the bridge's fd, with the
    caller's timeout; no listener is added and removed (an ``epoll_ctl`` pair each, each
    releasing the GIL) and the hub loop does not run. Only a bridge call can give that
    hub work, and its fd wakes the poll; then the select goes on green, where the pump
@@ -54,16 +54,16 @@ from eventlet import patcher
 from kazoo.handlers.utils import fileobj_to_fd
 
 from ._bridge import bridge_of
-from ._hubs import current_hub
-from ._parking import hub_is_idle, refuse_hub_greenlet
+from ._hubs import FAST_SELECTS_ATTR, SELECT_LISTENERS_ATTR, current_hub, hub_is_idle
+from ._parking import refuse_hub_greenlet
 
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
 FAIR_EVERY = 32
 _clock = time.monotonic
-_FAST_ANSWERS = "_eventlet_handler_fast_selects"  # fast answers in a row, on each hub
-_SHARED = "_eventlet_handler_select_listeners"  # {(evtype, fd): _Shared}, on each hub
+_FAST_ANSWERS = FAST_SELECTS_ATTR  # fast answers in a row, on each hub
+_SHARED = SELECT_LISTENERS_ATTR  # {(evtype, fd): _Shared}, on each hub
 
 Ready = Tuple[List[Any], List[Any], List[Any]]
 
@@ -114,7 +114,10 @@ class _Shared:
 
 
 def _join(hub: Any, evtype: str, fd: int, call: _Call, ready: Ready) -> _Shared:
-    shared_by_key = hub.__dict__.setdefault(_SHARED, {})
+    shared_by_key = getattr(hub, _SHARED, None)
+    if shared_by_key is None:
+        shared_by_key = {}
+        setattr(hub, _SHARED, shared_by_key)
     shared = shared_by_key.get((evtype, fd))
     if shared is None:
         shared = shared_by_key[(evtype, fd)] = _Shared(hub, evtype, fd)

@@ -18,13 +18,13 @@ from typing import Any, Awaitable, Callable, Dict
 
 import eventlet
 import eventlet.asyncio
-from eventlet import hubs, patcher
+from eventlet import hubs
 from eventlet.hubs.asyncio import Hub as AsyncioHub
 
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._hubthread import shutdown_current_hub
+from support import native_threading as _threading
 
-_threading: Any = patcher.original("threading")
 
 AWAITERS = ["asyncio_hub", "plain_loop"]
 CoroFn = Callable[[], Awaitable[Any]]

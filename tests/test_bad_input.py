@@ -8,12 +8,11 @@ import socket
 from typing import Any
 
 import pytest
-from eventlet import patcher
 from kazoo.protocol.states import Callback
 
 from eventlet_handler import EventletHandler, HandlerStoppedError, NoHubError
+from support import native_threading as _threading
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -40,9 +39,10 @@ def test_spawn_on_a_stopped_isolated_handler_is_refused() -> None:
         handler.spawn(lambda: None)
     handler.start()
     handler.stop(timeout=10)
+    threads = set(_threading.enumerate())
     with pytest.raises(HandlerStoppedError, match="start"):
         handler.spawn(lambda: None)
-    assert handler._home is None, "a refused spawn kept a home (and its hub thread) alive"
+    assert set(_threading.enumerate()) == threads, "a refused spawn started a home (its hub thread)"
 
 
 def test_spawn_before_start_from_a_native_thread_without_a_hub_is_refused() -> None:
@@ -194,7 +194,6 @@ def test_create_connection_with_half_a_client_certificate_is_a_ValueError(
 ) -> None:
     with pytest.raises(ValueError, match="certfile"):
         eventlet_handler.create_connection(("127.0.0.1", 9), use_ssl=True, certfile="/nonexistent.pem")
-
 
 
 def test_no_private_BridgeClosed_escapes_when_the_home_hub_is_gone() -> None:

@@ -89,7 +89,21 @@ def test_nothing_applied_after_stop_fails_on_a_write_created_after_the_stop_retu
 def test_calls_bounded_fails_on_a_call_that_never_returned() -> None:
     history = _history()
     history.begin("get", "native", "n0")
-    assert not _checks.calls_bounded(history).passed
+    assert not _checks.calls_bounded(history)[0].passed
+
+
+def test_calls_bounded_excuses_only_a_create_answered_with_a_null_path() -> None:
+    # Seed 402: ZooKeeper answered a Create with success and a null path; kazoo's
+    # create() never completes. Only that create, matched by its token, is excused.
+    history = _history()
+    history.begin("seq_create", "native", "n1", token=b"n1:874")
+    history.begin("seq_create", "green", "g0", token=b"g0:5")
+    history.event("null_create", token=b"n1:874", xid=1, zxid=5)
+    bounded, upstream = _checks.calls_bounded(history)
+    assert not bounded.passed and "g0" in bounded.detail and "n1" not in bounded.detail
+    assert upstream.passed is None and "n1 (native)" in upstream.detail
+    history.finish(history.calls[1], "ok")
+    assert [c.passed for c in _checks.calls_bounded(history)] == [True, None]
 
 
 def test_lock_ledger_fails_on_two_live_holders_and_passes_after_session_loss() -> None:
@@ -103,3 +117,35 @@ def test_lock_ledger_fails_on_two_live_holders_and_passes_after_session_loss() -
     history.event("connected", session=2).at = 10.8
     after_loss = [Hold("g0", 1, 10.0, 12.0), Hold("g1", 2, 11.0, 13.0)]
     assert _checks.lock_ledger(after_loss, history.events, 20.0, []).passed
+
+
+class _Member:
+    """A member as the injector sees it; ``mode()`` yields, as its network round trip does."""
+
+    def __init__(self, server_id: int, mode: str) -> None:
+        self.server_id, self._mode, self.port = server_id, mode, 1000 + server_id
+        self.running, self.paused = True, False
+
+    def mode(self) -> str:
+        import eventlet
+
+        eventlet.sleep(0)
+        return self._mode
+
+
+def test_two_faults_of_one_group_never_pick_the_same_member() -> None:
+    # Seed 408: 'kill leader' and 'pause_short leader' in one group both chose member 3,
+    # because asking the modes yielded between the busy check and the claim.
+    import eventlet
+
+    from chaos._faults import Injector
+
+    members = [_Member(1, "follower"), _Member(2, "follower"), _Member(3, "leader")]
+    injector = Injector(
+        type("Ensemble", (), {"members": members})(), None, _history(),
+        run_blocking=lambda f, *a: f(*a), spawn_green=eventlet.spawn, green_sleep=eventlet.sleep,
+        hog_sleep=lambda s: None, make_handler=lambda: None,
+    )
+    picks = [eventlet.spawn(injector._pick, "leader") for _ in range(2)]
+    chosen = [p.wait() for p in picks]
+    assert chosen[0] is members[2] and chosen[1] is not members[2], [m.server_id for m in chosen]

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import import_or_skip
+from support import import_or_skip
 from kazoo.protocol.states import Callback
 
 from eventlet_handler import EventletHandler, KazooHandler, TaskLike

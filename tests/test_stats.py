@@ -7,12 +7,10 @@ import time
 from typing import Any, Iterator
 
 import pytest
-from eventlet import patcher
 from kazoo.protocol.states import Callback
 
 from eventlet_handler import EventletHandler
-
-_threading: Any = patcher.original("threading")
+from support import native_threading as _threading, until
 
 
 @pytest.fixture
@@ -46,6 +44,9 @@ def test_stats_counts_runs_failures_and_latency(handler: EventletHandler) -> Non
     result.rawlink(lambda r: linked.set())
     result.set(1)
     assert linked.wait(5)
+    # A callback is counted once it returned: after it set `linked` (or `done`).
+    queues = lambda: handler.stats()["queues"]  # noqa: E731
+    until(lambda: (queues()["watch"]["run"], queues()["completion"]["run"]) == (24, 1), 5, "24 + 1 runs counted")
     stats = handler.stats()
     watch, completion = stats["queues"]["watch"], stats["queues"]["completion"]
     assert watch["run"] == 24 and watch["failed"] == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import import_or_skip
+from support import import_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 

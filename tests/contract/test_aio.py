@@ -14,21 +14,33 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
 from awaiters import Awaiter
-from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident
+from support import (
+    Caller,
+    green_wait_native_thread,
+    home_thread_ident,
+    run_in_hub,
+    native_threading as _threading,
+)
 from eventlet_handler import HandlerStoppedError, aio
 from eventlet_handler._primitives import Event
 
-_threading: Any = patcher.original("threading")
+
+def _parked(owner: Any) -> List[Any]:
+    """The callers parked on ``owner`` (a result or an Event).
+
+    White-box, on purpose: a test must act only once an await is parked, and
+    ``_aiobridge``'s rules on cancelled and failed awaits are about leaving the owner's
+    waiter list; nothing public says who waits (a sleep would only hope)."""
+    return list(owner._waiters)
 
 
 def _wait_parked(result: Any, count: int = 1, timeout: float = 5.0) -> None:
     """Green-wait until ``count`` callers are parked on ``result`` (or its Event)."""
     deadline = time.monotonic() + timeout
-    while len(result._waiters) < count:
-        assert time.monotonic() < deadline, f"{len(result._waiters)} of {count} parked"
+    while len(_parked(result)) < count:
+        assert time.monotonic() < deadline, f"{len(_parked(result))} of {count} parked"
         eventlet.sleep(0.001)
 
 
@@ -48,81 +60,72 @@ def _assert_refused(awaiter: Awaiter, handler: Any) -> None:
 
 @pytest.mark.parametrize("outcome", ["value", "exception"])
 def test_AsyncResult_await_gets_what_caller_set(
-    in_hub: InHub, caller: Caller, started: Any, awaiter: Awaiter, outcome: str
+    hub: str, caller: Caller, started: Any, awaiter: Awaiter, outcome: str
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            if awaiter.refused_by(handler):
-                return _assert_refused(awaiter, handler)
-            result = handler.async_result()
-            error = KeyError("boom")
+    with started() as handler:
+        if awaiter.refused_by(handler):
+            return _assert_refused(awaiter, handler)
+        result = handler.async_result()
+        error = KeyError("boom")
 
-            async def coro() -> Any:
-                return await result
+        async def coro() -> Any:
+            return await result
 
-            awaited = awaiter.run(coro)
-            _wait_parked(result)
-            caller.run(lambda: result.set("v") if outcome == "value" else result.set_exception(error)).join()
-            if outcome == "value":
-                assert awaited.join() == "v"
-            else:
-                with pytest.raises(KeyError) as raised:
-                    awaited.join()
-                assert raised.value is error  # the very exception object, not a copy
-            assert result._waiters == []
-
-    in_hub(body)
+        awaited = awaiter.run(coro)
+        _wait_parked(result)
+        caller.run(lambda: result.set("v") if outcome == "value" else result.set_exception(error)).join()
+        if outcome == "value":
+            assert awaited.join() == "v"
+        else:
+            with pytest.raises(KeyError) as raised:
+                awaited.join()
+            assert raised.value is error  # the very exception object, not a copy
+        assert _parked(result) == []
 
 
-def test_AsyncResult_await_of_ready_result_returns_at_once(in_hub: InHub, started: Any, awaiter: Awaiter) -> None:
-    def body() -> None:
-        with started() as handler:
-            if awaiter.refused_by(handler):  # refused even when nothing would wait
-                return _assert_refused(awaiter, handler)
-            result = handler.async_result()
-            result.set(5)
+def test_AsyncResult_await_of_ready_result_returns_at_once(hub: str, started: Any, awaiter: Awaiter) -> None:
+    with started() as handler:
+        if awaiter.refused_by(handler):  # refused even when nothing would wait
+            return _assert_refused(awaiter, handler)
+        result = handler.async_result()
+        result.set(5)
 
-            async def coro() -> Any:
-                return await result, await aio.future(result)
+        async def coro() -> Any:
+            return await result, await aio.future(result)
 
-            assert awaiter.run(coro).join() == (5, 5)
-
-    in_hub(body)
+        assert awaiter.run(coro).join() == (5, 5)
 
 
 @pytest.mark.parametrize("how", ["wait_for", "cancel"])
-def test_AsyncResult_cancelled_await_detaches(in_hub: InHub, started: Any, awaiter: Awaiter, how: str) -> None:
-    def body() -> None:
-        with started() as handler:
-            if awaiter.refused_by(handler):
-                return _assert_refused(awaiter, handler)
-            result = handler.async_result()
-            seen: List[Any] = []
+def test_AsyncResult_cancelled_await_detaches(hub: str, started: Any, awaiter: Awaiter, how: str) -> None:
+    with started() as handler:
+        if awaiter.refused_by(handler):
+            return _assert_refused(awaiter, handler)
+        result = handler.async_result()
+        seen: List[Any] = []
 
-            async def coro() -> Any:
-                if how == "wait_for":
-                    with pytest.raises(asyncio.TimeoutError):
-                        await asyncio.wait_for(result, 0.05)
-                else:
-                    task = asyncio.ensure_future(_await(result))
-                    await asyncio.sleep(0.02)
-                    task.cancel()
-                    with pytest.raises(asyncio.CancelledError):
-                        await task
-                seen.append(list(result._waiters))
-                return await aio.future(result)  # still awaitable after a detach
+        async def coro() -> Any:
+            if how == "wait_for":
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(result, 0.05)
+            else:
+                task = asyncio.ensure_future(_await(result))
+                await asyncio.sleep(0.02)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            seen.append(_parked(result))
+            return await aio.future(result)  # still awaitable after a detach
 
-            awaited = awaiter.run(coro)
-            deadline = time.monotonic() + 5
-            while not seen:
-                assert time.monotonic() < deadline
-                eventlet.sleep(0.001)
-            assert seen == [[]]  # the cancelled waiter left the result
-            _wait_parked(result)
-            result.set("late")
-            assert awaited.join() == "late"
-
-    in_hub(body)
+        awaited = awaiter.run(coro)
+        deadline = time.monotonic() + 5
+        while not seen:
+            assert time.monotonic() < deadline
+            eventlet.sleep(0.001)
+        assert seen == [[]]  # the cancelled waiter left the result
+        _wait_parked(result)
+        result.set("late")
+        assert awaited.join() == "late"
 
 
 async def _await(awaitable: Any) -> Any:
@@ -130,178 +133,157 @@ async def _await(awaitable: Any) -> Any:
 
 
 def test_AsyncResult_loop_closed_before_set_never_raises_into_setter(
-    in_hub: InHub, caller: Caller, started: Any, awaiter: Awaiter
+    hub: str, caller: Caller, started: Any, awaiter: Awaiter
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            if awaiter.refused_by(handler):
-                return _assert_refused(awaiter, handler)
-            result = handler.async_result()
-            parked = _threading.Event()
+    with started() as handler:
+        if awaiter.refused_by(handler):
+            return _assert_refused(awaiter, handler)
+        result = handler.async_result()
+        parked = _threading.Event()
 
-            async def coro() -> Any:
-                fut = aio.future(result)
-                parked.set()
-                return await fut
+        async def coro() -> Any:
+            fut = aio.future(result)
+            parked.set()
+            return await fut
 
-            awaiter.abandon(coro, parked)(10.0)  # its loop is closed now
-            assert len(result._waiters) == 1
-            green_waiter = eventlet.spawn(result.get, timeout=5)
-            eventlet.sleep(0)
-            caller.run(lambda: result.set("v")).join()  # must not raise
-            assert green_waiter.wait() == "v"
-
-    in_hub(body)
+        awaiter.abandon(coro, parked)(10.0)  # its loop is closed now
+        assert len(_parked(result)) == 1
+        green_waiter = eventlet.spawn(result.get, timeout=5)
+        eventlet.sleep(0)
+        caller.run(lambda: result.set("v")).join()  # must not raise
+        assert green_waiter.wait() == "v"
 
 
-def test_EventletHandler_stop_fails_pending_awaits(in_hub: InHub, mode: str, awaiter: Awaiter) -> None:
-    def body() -> None:
-        from eventlet_handler import EventletHandler
+def test_EventletHandler_stop_fails_pending_awaits(hub: str, mode: str, awaiter: Awaiter) -> None:
+    from eventlet_handler import EventletHandler
 
-        handler = EventletHandler(mode)
-        handler.start()
-        try:
-            if awaiter.refused_by(handler):
-                return _assert_refused(awaiter, handler)
-            result = handler.async_result()
+    handler = EventletHandler(mode)
+    handler.start()
+    try:
+        if awaiter.refused_by(handler):
+            return _assert_refused(awaiter, handler)
+        result = handler.async_result()
 
-            async def coro() -> Any:
-                return await asyncio.gather(result, aio.future(result), return_exceptions=True)
+        async def coro() -> Any:
+            return await asyncio.gather(result, aio.future(result), return_exceptions=True)
 
-            awaited = awaiter.run(coro)
-            _wait_parked(result, 2)
-        finally:
-            handler.stop(timeout=10)
-        errors = awaited.join()
-        assert [type(e) for e in errors] == [HandlerStoppedError] * 2
-        assert "stopped while a coroutine awaited" in str(errors[0])
-        assert result._waiters == []
-
-    in_hub(body)
+        awaited = awaiter.run(coro)
+        _wait_parked(result, 2)
+    finally:
+        handler.stop(timeout=10)
+    errors = awaited.join()
+    assert [type(e) for e in errors] == [HandlerStoppedError] * 2
+    assert "stopped while a coroutine awaited" in str(errors[0])
+    assert _parked(result) == []
 
 
-def test_coroutine_set_wakes_green_native_and_coroutine_waiters(in_hub: InHub, started: Any, awaiter: Awaiter) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            green = eventlet.spawn(result.get, timeout=5)
-            native: List[Any] = []
-            thread = _threading.Thread(target=lambda: native.append(result.get(timeout=5)), daemon=True)
-            thread.start()
-            _wait_parked(result, 2)
+def test_coroutine_set_wakes_green_native_and_coroutine_waiters(hub: str, started: Any, awaiter: Awaiter) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        green = eventlet.spawn(result.get, timeout=5)
+        native: List[Any] = []
+        thread = _threading.Thread(target=lambda: native.append(result.get(timeout=5)), daemon=True)
+        thread.start()
+        _wait_parked(result, 2)
 
-            async def setter() -> None:
-                result.set("v")
+        async def setter() -> None:
+            result.set("v")
 
-            awaiter.run(setter).join()
-            assert green.wait() == "v"
-            green_wait_native_thread(thread, 5)
-            assert native == ["v"]
-
-    in_hub(body)
+        awaiter.run(setter).join()
+        assert green.wait() == "v"
+        green_wait_native_thread(thread, 5)
+        assert native == ["v"]
 
 
-def test_coroutine_rawlink_runs_on_completion_worker(in_hub: InHub, started: Any, awaiter: Awaiter) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            ran = Event()
-            threads: List[int] = []
+def test_coroutine_rawlink_runs_on_completion_worker(hub: str, started: Any, awaiter: Awaiter) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        ran = Event()
+        threads: List[int] = []
 
-            def link(res: Any) -> None:
-                threads.append(_threading.get_ident())
-                ran.set()
+        def link(res: Any) -> None:
+            threads.append(_threading.get_ident())
+            ran.set()
 
-            async def linker() -> None:
-                result.rawlink(link)
-                result.set(1)
+        async def linker() -> None:
+            result.rawlink(link)
+            result.set(1)
 
-            awaiter.run(linker).join()
-            assert ran.wait(5)
-            assert threads == [home_thread_ident(handler)]
-
-    in_hub(body)
+        awaiter.run(linker).join()
+        assert ran.wait(5)
+        assert threads == [home_thread_ident(handler)]
 
 
-def test_coroutine_dispatch_callback_runs_in_order_on_home_hub(in_hub: InHub, started: Any, awaiter: Awaiter) -> None:
-    def body() -> None:
-        with started() as handler:
-            ran: List[Any] = []
-            done = Event()
+def test_coroutine_dispatch_callback_runs_in_order_on_home_hub(hub: str, started: Any, awaiter: Awaiter) -> None:
+    with started() as handler:
+        ran: List[Any] = []
+        done = Event()
 
-            class Callback:
-                def __init__(self, func: Any, args: Any) -> None:
-                    self.func, self.args = func, args
+        class Callback:
+            def __init__(self, func: Any, args: Any) -> None:
+                self.func, self.args = func, args
 
-            def record(n: int) -> None:
-                ran.append((n, _threading.get_ident()))
-                if n == 99:
-                    done.set()
+        def record(n: int) -> None:
+            ran.append((n, _threading.get_ident()))
+            if n == 99:
+                done.set()
 
-            async def dispatcher() -> None:
-                for n in range(100):
-                    handler.dispatch_callback(Callback(record, (n,)))
+        async def dispatcher() -> None:
+            for n in range(100):
+                handler.dispatch_callback(Callback(record, (n,)))
 
-            awaiter.run(dispatcher).join()
-            assert done.wait(5)
-            assert ran == [(n, home_thread_ident(handler)) for n in range(100)]
-
-    in_hub(body)
+        awaiter.run(dispatcher).join()
+        assert done.wait(5)
+        assert ran == [(n, home_thread_ident(handler)) for n in range(100)]
 
 
 @pytest.mark.parametrize("outcome", ["value", "exception"])
 def test_Task_await_returns_or_raises_what_fn_did(
-    in_hub: InHub, caller: Caller, started: Any, awaiter: Awaiter, outcome: str
+    hub: str, caller: Caller, started: Any, awaiter: Awaiter, outcome: str
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            gate = Event()
-            error = ValueError("from fn")
+    with started() as handler:
+        gate = Event()
+        error = ValueError("from fn")
 
-            def fn(x: int) -> Any:
-                assert gate.wait(5)  # a blocking call, on the home hub's green thread
-                if outcome == "exception":
-                    raise error
-                return (x, _threading.get_ident())
+        def fn(x: int) -> Any:
+            assert gate.wait(5)  # a blocking call, on the home hub's green thread
+            if outcome == "exception":
+                raise error
+            return (x, _threading.get_ident())
 
-            async def coro() -> Any:
-                return await handler.spawn(fn, 7)
+        async def coro() -> Any:
+            return await handler.spawn(fn, 7)
 
-            awaited = awaiter.run(coro)
-            _wait_parked(gate)
-            caller.run(gate.set).join()
-            if outcome == "value":
-                assert awaited.join() == (7, home_thread_ident(handler))
-            else:
-                with pytest.raises(ValueError) as raised:
-                    awaited.join()
-                assert raised.value is error
-
-    in_hub(body)
+        awaited = awaiter.run(coro)
+        _wait_parked(gate)
+        caller.run(gate.set).join()
+        if outcome == "value":
+            assert awaited.join() == (7, home_thread_ident(handler))
+        else:
+            with pytest.raises(ValueError) as raised:
+                awaited.join()
+            assert raised.value is error
 
 
-def test_aio_future_gathers_results_set_by_caller(in_hub: InHub, caller: Caller, started: Any, awaiter: Awaiter) -> None:
-    def body() -> None:
-        with started() as handler:
-            if awaiter.refused_by(handler):
-                return _assert_refused(awaiter, handler)
-            results = [handler.async_result() for _ in range(50)]
+def test_aio_future_gathers_results_set_by_caller(hub: str, caller: Caller, started: Any, awaiter: Awaiter) -> None:
+    with started() as handler:
+        if awaiter.refused_by(handler):
+            return _assert_refused(awaiter, handler)
+        results = [handler.async_result() for _ in range(50)]
 
-            async def coro() -> Any:
-                done = [await f for f in asyncio.as_completed([aio.future(r) for r in results[:10]])]
-                return sorted(done), await asyncio.gather(*(aio.future(r) for r in results))
+        async def coro() -> Any:
+            done = [await f for f in asyncio.as_completed([aio.future(r) for r in results[:10]])]
+            return sorted(done), await asyncio.gather(*(aio.future(r) for r in results))
 
-            awaited = awaiter.run(coro)
-            _wait_parked(results[0])
+        awaited = awaiter.run(coro)
+        _wait_parked(results[0])
 
-            def set_all() -> None:
-                for n, result in enumerate(results):
-                    result.set(n)
+        def set_all() -> None:
+            for n, result in enumerate(results):
+                result.set(n)
 
-            caller.run(set_all).join()
-            assert awaited.join() == (list(range(10)), list(range(50)))
-
-    in_hub(body)
+        caller.run(set_all).join()
+        assert awaited.join() == (list(range(10)), list(range(50)))
 
 
 def test_aio_future_refuses_what_it_cannot_await() -> None:
@@ -346,7 +328,7 @@ def test_blocking_call_in_coroutine_on_asyncio_hub_names_await(mode: str) -> Non
         finally:
             handler.stop(timeout=10)
 
-    InHub("asyncio")(body)
+    run_in_hub("asyncio", body)
 
 
 def _count_posts(loop: asyncio.AbstractEventLoop) -> List[Any]:
@@ -390,7 +372,7 @@ def test_watch_iterator_stops_when_dropped() -> None:
             handler = None
 
         iterator = aio.data_watch(FakeClient(), "/x")  # type: ignore[arg-type]
-        latest = iterator._latest
+        latest = iterator._latest  # white-box: no ZooKeeper here; test_aio_client sees kazoo's watch end
         del iterator
         gc.collect()
         return latest.open

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, List
+from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
-from conftest import InHub, green_wait_native_thread
+from support import green_wait_native_thread, native_threading as _threading, until
 from eventlet_handler._bridge import BridgeClosed, bridge_of, close_bridge
 from eventlet_handler._hubs import current_hub
 
@@ -21,245 +21,206 @@ def local_bridge() -> Any:
     assert bridge is not None
     return bridge
 
-_threading: Any = patcher.original("threading")
+
+def test_Bridge_call_soon_threadsafe_native_stress_runs_every_call_in_order(hub: str) -> None:
+    bridge = local_bridge()
+    here = current_hub()
+    runs: dict = {}
+    wrong_hub: List[int] = []
+
+    def record(producer: int, n: int) -> None:
+        if current_hub() is not here:
+            wrong_hub.append(n)
+        runs.setdefault(producer, []).append(n)
+
+    def produce(producer: int) -> None:
+        for n in range(5000):
+            bridge.call_soon_threadsafe(record, producer, n)
+
+    threads = [_threading.Thread(target=produce, args=(p,), daemon=True) for p in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        green_wait_native_thread(thread, 20)
+    # No further call is queued to end the test: one would wake the pump and run
+    # whatever a lost wake-up had stranded. The calls must all run on their own.
+    until(lambda: sum(map(len, runs.values())) == 4 * 5000, 10, "every call to run")
+    assert wrong_hub == []
+    assert {p: runs[p] for p in range(4)} == {p: list(range(5000)) for p in range(4)}
 
 
-def test_Bridge_call_soon_threadsafe_native_stress_runs_every_call_in_order(in_hub: InHub) -> None:
-    def body() -> None:
-        bridge = local_bridge()
-        hub = current_hub()
-        runs: dict = {}
-        wrong_hub: List[int] = []
-
-        def record(producer: int, n: int) -> None:
-            if current_hub() is not hub:
-                wrong_hub.append(n)
-            runs.setdefault(producer, []).append(n)
-
-        def produce(producer: int) -> None:
-            for n in range(5000):
-                bridge.call_soon_threadsafe(record, producer, n)
-
-        threads = [_threading.Thread(target=produce, args=(p,), daemon=True) for p in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            green_wait_native_thread(thread, 20)
-        # No further call is queued to end the test: one would wake the pump and run
-        # whatever a lost wake-up had stranded. The calls must all run on their own.
-        wait_until(lambda: sum(map(len, runs.values())) == 4 * 5000, 10, "every call to run")
-        assert wrong_hub == []
-        assert {p: runs[p] for p in range(4)} == {p: list(range(5000)) for p in range(4)}
-
-    in_hub(body)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Yield to the hub until ``condition()``, bounded; the caller is a green thread."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout} s for {what}")
-        eventlet.sleep(0.001)
-
-
-def test_Bridge_call_queued_while_a_batch_runs_is_woken_for(in_hub: InHub) -> None:
+def test_Bridge_call_queued_while_a_batch_runs_is_woken_for(hub: str) -> None:
     """A call queued while the pump runs a batch (by a call of that batch, or by a
     native thread at that moment) runs without any later call to wake the pump."""
 
-    def body() -> None:
-        bridge = local_bridge()
-        ran: List[str] = []
-        queued = _threading.Event()
+    bridge = local_bridge()
+    ran: List[str] = []
+    queued = _threading.Event()
 
-        def from_native() -> None:
-            bridge.call_soon_threadsafe(ran.append, "native")
-            queued.set()
+    def from_native() -> None:
+        bridge.call_soon_threadsafe(ran.append, "native")
+        queued.set()
 
-        def in_batch() -> None:
-            ran.append("batch")
-            bridge.call_soon_threadsafe(ran.append, "from the pump")
-            _threading.Thread(target=from_native, daemon=True).start()
-            assert queued.wait(5), "the native thread did not queue its call"  # a brief native wait
+    def in_batch() -> None:
+        ran.append("batch")
+        bridge.call_soon_threadsafe(ran.append, "from the pump")
+        _threading.Thread(target=from_native, daemon=True).start()
+        assert queued.wait(5), "the native thread did not queue its call"  # a brief native wait
 
-        bridge.call_soon_threadsafe(in_batch)
-        wait_until(lambda: len(ran) == 3, 5, "the calls queued during the batch to run")
-        assert ran == ["batch", "from the pump", "native"]
-
-    in_hub(body)
+    bridge.call_soon_threadsafe(in_batch)
+    until(lambda: len(ran) == 3, 5, "the calls queued during the batch to run")
+    assert ran == ["batch", "from the pump", "native"]
 
 
-def test_Bridge_refuses_after_close_and_runs_calls_queued_before(in_hub: InHub) -> None:
-    def body() -> None:
-        bridge = local_bridge()
-        ran: List[int] = []
-        bridge.call_soon_threadsafe(ran.append, 1)
-        close_bridge(current_hub())
-        with pytest.raises(BridgeClosed, match="shut down"):
-            bridge.call_soon_threadsafe(ran.append, 2)
-        for _ in range(100):
-            if bridge.pump_exited:
-                break
-            eventlet.sleep(0)
-        assert ran == [1] and bridge.pump_exited
-        assert local_bridge() is not bridge  # a fresh one on demand
-
-    in_hub(body)
+def test_Bridge_refuses_after_close_and_runs_calls_queued_before(hub: str) -> None:
+    bridge = local_bridge()
+    ran: List[int] = []
+    bridge.call_soon_threadsafe(ran.append, 1)
+    close_bridge(current_hub())
+    with pytest.raises(BridgeClosed, match="shut down"):
+        bridge.call_soon_threadsafe(ran.append, 2)
+    for _ in range(100):
+        if bridge.pump_exited:
+            break
+        eventlet.sleep(0)
+    assert ran == [1] and bridge.pump_exited
+    assert local_bridge() is not bridge  # a fresh one on demand
 
 
 def test_Bridge_call_that_raises_is_logged_and_pump_goes_on(
-    in_hub: InHub, caplog: pytest.LogCaptureFixture
+    hub: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def body() -> None:
-        bridge = local_bridge()
-        done = eventlet.event.Event()
+    bridge = local_bridge()
+    done = eventlet.event.Event()
+    with caplog.at_level(logging.ERROR):
         bridge.call_soon_threadsafe(lambda: 1 / 0)
         bridge.call_soon_threadsafe(done.send, True)
         with eventlet.Timeout(5):
             done.wait()
-
-    with caplog.at_level(logging.ERROR):
-        in_hub(body)
     logged = [r for r in caplog.records if r.name == "eventlet_handler._bridge" and r.exc_info]
     assert logged and logged[0].exc_info[0] is ZeroDivisionError, caplog.records
 
 
-def test_Bridge_counts_the_calls_it_ran_and_says_when_some_are_pending(in_hub: InHub) -> None:
-    def body() -> None:
-        bridge = local_bridge()
-        assert bridge.calls_run == 0 and bridge.pending is False
-        for _ in range(3):
-            bridge.call_soon_threadsafe(int)
-        assert bridge.pending is True  # queued from the hub's thread: no switch yet
-        wait_until(lambda: not bridge.pending, 5, "the pump to run the calls")
-        assert bridge.calls_run == 3
-
-    in_hub(body)
+def test_Bridge_counts_the_calls_it_ran_and_says_when_some_are_pending(hub: str) -> None:
+    bridge = local_bridge()
+    assert bridge.calls_run == 0 and bridge.pending is False
+    for _ in range(3):
+        bridge.call_soon_threadsafe(int)
+    assert bridge.pending is True  # queued from the hub's thread: no switch yet
+    until(lambda: not bridge.pending, 5, "the pump to run the calls")
+    assert bridge.calls_run == 3
 
 
-def test_bridge_of_without_create_never_makes_one(in_hub: InHub) -> None:
+def test_bridge_of_without_create_never_makes_one(hub: str) -> None:
     """``bridge_of(hub)`` only finds a bridge: a thread that is not the hub's may call it,
     and a bridge must be made in its hub's thread (rule 1). A closed one is not found."""
-    def body() -> None:
-        hub = current_hub()
-        assert bridge_of(hub) is None, "bridge_of() without create made a bridge"
-        bridge = local_bridge()
-        assert bridge_of(hub) is bridge
-        close_bridge(hub)
-        assert bridge_of(hub) is None, "a closed bridge was still found"
-        wait_until(lambda: bridge.pump_exited, 5, "the closed bridge's pump to exit")
-        assert bridge.read_fd == -1, "a retired bridge still names an fd"
-
-    in_hub(body)
+    here = current_hub()
+    assert bridge_of(here) is None, "bridge_of() without create made a bridge"
+    bridge = local_bridge()
+    assert bridge_of(here) is bridge
+    close_bridge(here)
+    assert bridge_of(here) is None, "a closed bridge was still found"
+    until(lambda: bridge.pump_exited, 5, "the closed bridge's pump to exit")
+    assert bridge.read_fd == -1, "a retired bridge still names an fd"
 
 
 def test_Bridge_whose_pipe_the_hub_obsoletes_refuses_new_calls_and_runs_those_it_had(
-    in_hub: InHub, caplog: pytest.LogCaptureFixture
+    hub: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The hub declares the pump's fd obsolete (it saw that fd number opened again) and
     throws into its listener: nothing can wake that pump any more, so the bridge refuses
     new calls (rule 3: none is stranded), runs those it accepted, and retires."""
-    def body() -> None:
-        hub = current_hub()
-        bridge = local_bridge()
-        ran: List[Any] = []
-        refused: List[BaseException] = []
+    caplog.set_level(logging.ERROR)
+    here = current_hub()
+    bridge = local_bridge()
+    ran: List[Any] = []
+    refused: List[BaseException] = []
 
-        def in_last_batch() -> None:
-            ran.append(1)
-            try:  # the bridge refuses it, or it runs: it is never stranded
-                bridge.call_soon_threadsafe(ran.append, "queued by the last batch")
-            except BridgeClosed as exc:
-                refused.append(exc)
+    def in_last_batch() -> None:
+        ran.append(1)
+        try:  # the bridge refuses it, or it runs: it is never stranded
+            bridge.call_soon_threadsafe(ran.append, "queued by the last batch")
+        except BridgeClosed as exc:
+            refused.append(exc)
 
-        bridge.call_soon_threadsafe(in_last_batch)
-        hub.mark_as_reopened(bridge.read_fd)
-        wait_until(lambda: bridge.pump_exited, 5, "the pump to fail and retire")
-        assert ran[:1] == [1], "a call accepted before the failure did not run"
-        assert refused or ran == [1, "queued by the last batch"], "a call accepted during the last batch never ran"
-        with pytest.raises(BridgeClosed):
-            bridge.call_soon_threadsafe(ran.append, 2)
-        assert bridge_of(hub) is None and bridge.read_fd == -1
-        assert local_bridge() is not bridge  # a fresh one on demand
-
-    with caplog.at_level(logging.ERROR):
-        in_hub(body)
+    bridge.call_soon_threadsafe(in_last_batch)
+    here.mark_as_reopened(bridge.read_fd)
+    until(lambda: bridge.pump_exited, 5, "the pump to fail and retire")
+    assert ran[:1] == [1], "a call accepted before the failure did not run"
+    assert refused or ran == [1, "queued by the last batch"], "a call accepted during the last batch never ran"
+    with pytest.raises(BridgeClosed):
+        bridge.call_soon_threadsafe(ran.append, 2)
+    assert bridge_of(here) is None and bridge.read_fd == -1
+    assert local_bridge() is not bridge  # a fresh one on demand
     assert any("pipe failed" in r.getMessage() for r in caplog.records), caplog.records
 
 
-def test_Bridge_wake_byte_meeting_a_torn_down_pipe_is_not_the_callers_error(in_hub: InHub) -> None:
+def test_Bridge_wake_byte_meeting_a_torn_down_pipe_is_not_the_callers_error(hub: str) -> None:
     """EBADF on the wake byte (the pipe of a torn-down hub, or a parent's after fork) is
     not raised into whoever queued the call."""
-    def body() -> None:
-        bridge = local_bridge()
-        wfd, bridge._wfd = bridge._wfd, 1 << 30  # no such fd: os.write gives EBADF
-        try:
-            bridge.call_soon_threadsafe(int)
-        finally:
-            bridge._wfd = wfd
-
-    in_hub(body)
+    bridge = local_bridge()
+    wfd, bridge._wfd = bridge._wfd, 1 << 30  # no such fd: os.write gives EBADF
+    try:
+        bridge.call_soon_threadsafe(int)
+    finally:
+        bridge._wfd = wfd
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork() on this platform")
-def test_bridge_of_in_a_forked_child_never_returns_the_parents_bridge(in_hub: InHub) -> None:
+def test_bridge_of_in_a_forked_child_never_returns_the_parents_bridge(hub: str) -> None:
     """After ``fork()`` the parent's bridges share their pipes with the parent (rule 9):
     the child finds none, and makes its own on demand."""
-    def body() -> int:
-        hub = current_hub()
-        parent_bridge = local_bridge()
-        pid = os.fork()
-        if pid == 0:  # the child: only this thread; report by exit status, never return
-            try:
-                status = 0 if bridge_of(hub) is None and bridge_of(hub, create=True) is not parent_bridge else 1
-            except BaseException:
-                status = 2
-            os._exit(status)
-        deadline = time.monotonic() + 10
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            if time.monotonic() > deadline:
-                os.kill(pid, 9)
-                raise AssertionError("the forked child did not exit within 10 s")
-            eventlet.sleep(0.01)
+    here = current_hub()
+    parent_bridge = local_bridge()
+    pid = os.fork()
+    if pid == 0:  # the child: only this thread; report by exit status, never return
+        try:
+            status = 0 if bridge_of(here) is None and bridge_of(here, create=True) is not parent_bridge else 1
+        except BaseException:
+            status = 2
+        os._exit(status)
+    deadline = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            raise AssertionError("the forked child did not exit within 10 s")
+        eventlet.sleep(0.01)
+    code = os.waitstatus_to_exitcode(status)
+    assert code == 0, "the forked child found the parent's bridge (1) or raised (2)"
 
-    assert in_hub(body) == 0, "the forked child found the parent's bridge (1) or raised (2)"
 
-
-def test_close_bridge_losing_a_race_to_another_close_bridge_is_quiet(in_hub: InHub) -> None:
+def test_close_bridge_losing_a_race_to_another_close_bridge_is_quiet(hub: str) -> None:
     """Two ``close_bridge(hub)`` at once: the one that finds the bridge already forgotten
     (the other deleted it between its lookup and its delete) closes it too, quietly.
     The interleaving is forced: the first delete runs the second close_bridge first."""
     from eventlet_handler import _bridge
 
-    def body() -> None:
-        hub = current_hub()
-        bridge = local_bridge()
-        real_class = type(hub)
-        raced: List[bool] = []
+    here = current_hub()
+    bridge = local_bridge()
+    real_class = type(here)
+    raced: List[bool] = []
 
-        class RacedHub(real_class):  # type: ignore[misc, valid-type]
-            def __delattr__(self, name: str) -> None:
-                if name == _bridge._ATTR and not raced:
-                    raced.append(True)
-                    close_bridge(self)  # the concurrent one wins
-                super().__delattr__(name)
+    class RacedHub(real_class):  # type: ignore[misc, valid-type]
+        def __delattr__(self, name: str) -> None:
+            if name == _bridge._ATTR and not raced:
+                raced.append(True)
+                close_bridge(self)  # the concurrent one wins
+            super().__delattr__(name)
 
-        hub.__class__ = RacedHub
-        try:
-            close_bridge(hub)
-        finally:
-            hub.__class__ = real_class
-        assert raced and bridge_of(hub) is None
-        wait_until(lambda: bridge.pump_exited, 5, "the closed bridge's pump to exit")
-
-    in_hub(body)
+    here.__class__ = RacedHub
+    try:
+        close_bridge(here)
+    finally:
+        here.__class__ = real_class
+    assert raced and bridge_of(here) is None
+    until(lambda: bridge.pump_exited, 5, "the closed bridge's pump to exit")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork() on this platform")
-def test_parents_pump_in_a_forked_child_retires_when_it_next_runs(in_hub: InHub) -> None:
+def test_parents_pump_in_a_forked_child_retires_when_it_next_runs(hub: str) -> None:
     """Rule 9: a wake byte pending at ``fork()`` lets the parent's pump run once in the
     child; there it retires (its pipe is the parent's) instead of serving on.
 
@@ -267,26 +228,23 @@ def test_parents_pump_in_a_forked_child_retires_when_it_next_runs(in_hub: InHub)
     the child's pump can read the byte. poll and select hubs only: an epoll instance
     (the epolls hub's, the asyncio loop's selector) is shared with the child across
     ``fork()``, so the child's retiring unregisters the fd in the parent's too."""
-    if in_hub.name not in ("poll", "selects"):
-        pytest.skip(f"the {in_hub.name} hub's epoll instance is shared with a forked child")
+    if hub not in ("poll", "selects"):
+        pytest.skip(f"the {hub} hub's epoll instance is shared with a forked child")
 
-    def body() -> int:
-        hub = current_hub()
-        bridge = local_bridge()
-        bridge.call_soon_threadsafe(int)  # the wake byte is in the pipe; no switch until the fork
-        pid = os.fork()
-        if pid == 0:  # the child: only this thread; report by exit status, never return
-            status = 1
-            try:
-                deadline = time.monotonic() + 5
-                while not bridge.pump_exited and time.monotonic() < deadline:
-                    eventlet.sleep(0.001)
-                status = 0 if bridge.pump_exited else 1
-            finally:
-                os._exit(status)
-        _, status = os.waitpid(pid, 0)  # the child exits within its 5 s
-        close_bridge(hub)  # the parent's call lost its byte to the child: close runs it
-        wait_until(lambda: bridge.pump_exited, 5, "the parent's pump to exit")
-        return os.waitstatus_to_exitcode(status)
-
-    assert in_hub(body) == 0, "the parent's pump kept serving in the forked child"
+    here = current_hub()
+    bridge = local_bridge()
+    bridge.call_soon_threadsafe(int)  # the wake byte is in the pipe; no switch until the fork
+    pid = os.fork()
+    if pid == 0:  # the child: only this thread; report by exit status, never return
+        status = 1
+        try:
+            deadline = time.monotonic() + 5
+            while not bridge.pump_exited and time.monotonic() < deadline:
+                eventlet.sleep(0.001)
+            status = 0 if bridge.pump_exited else 1
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)  # the child exits within its 5 s
+    close_bridge(here)  # the parent's call lost its byte to the child: close runs it
+    until(lambda: bridge.pump_exited, 5, "the parent's pump to exit")
+    assert (os.waitstatus_to_exitcode(status)) == 0, "the parent's pump kept serving in the forked child"

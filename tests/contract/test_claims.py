@@ -10,15 +10,13 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
 from kazoo.protocol.states import Callback
 
-from conftest import Caller, InHub, green_wait_native_thread
+from support import Caller, green_wait_native_thread, native_threading as _threading
 from eventlet_handler import EventletHandler, HandlerStoppedError, SequentialEventletHandler
 from eventlet_handler._hubs import current_hub
-
-_threading: Any = patcher.original("threading")
 
 
 def native(fn: Any, timeout: float = 20.0) -> Any:
@@ -59,34 +57,29 @@ def test_isolated_spawned_work_outlives_stop_then_its_hub_thread_exits() -> None
     assert not any(thread.is_alive() for thread in hub_threads), "the hub thread outlived its last task"
 
 
-def test_blocking_in_a_hub_loop_greenlet_raises_RuntimeError(in_hub: InHub) -> None:
+def test_blocking_in_a_hub_loop_greenlet_raises_RuntimeError(hub: str) -> None:
     """README: "Nothing may block in a hub's own loop greenlet (a hub timer or listener
     callback): that raises RuntimeError"."""
+    handler = EventletHandler("isolated")
+    handler.start()
+    try:
+        errors: List[str] = []
+        done = eventlet.event.Event()
 
-    def body() -> List[str]:
-        handler = EventletHandler("isolated")
-        handler.start()
-        try:
-            errors: List[str] = []
-            done = eventlet.event.Event()
+        def in_timer() -> None:
+            for wait in (lambda: handler.event_object().wait(0.1),
+                         lambda: handler.async_result().get(timeout=0.1)):
+                try:
+                    wait()
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+            done.send()
 
-            def in_timer() -> None:
-                for wait in (lambda: handler.event_object().wait(0.1),
-                             lambda: handler.async_result().get(timeout=0.1)):
-                    try:
-                        wait()
-                    except RuntimeError as exc:
-                        errors.append(str(exc))
-                done.send()
-
-            hubs.get_hub().schedule_call_global(0, in_timer)
-            with eventlet.Timeout(5):
-                done.wait()
-            return errors
-        finally:
-            handler.stop(timeout=10)
-
-    errors = in_hub(body)
+        hubs.get_hub().schedule_call_global(0, in_timer)
+        with eventlet.Timeout(5):
+            done.wait()
+    finally:
+        handler.stop(timeout=10)
     assert len(errors) == 2, errors
 
 
@@ -112,42 +105,39 @@ def test_native_waiter_creates_no_hub() -> None:
 
 
 @pytest.mark.parametrize("mode", ["shared", "isolated"])
-def test_concurrent_start_from_many_threads_starts_once(in_hub: InHub, mode: str) -> None:
+def test_concurrent_start_from_many_threads_starts_once(hub: str, mode: str) -> None:
     """README: "start(), stop(): anywhere; idempotent; concurrent calls are safe"."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
-        barrier = _threading.Barrier(4)
-        errors: List[BaseException] = []
+    handler = EventletHandler(mode)
+    barrier = _threading.Barrier(4)
+    errors: List[BaseException] = []
 
-        def start() -> None:
-            try:
-                if mode == "isolated":
-                    barrier.wait(5)
-                handler.start()
-            except BaseException as exc:
-                errors.append(exc)
-
-        # shared: green threads of the starting hub (a native thread with no hub is refused);
-        # isolated: native threads released at once by a barrier.
-        starters = [eventlet.spawn(start) for _ in range(4)] if mode == "shared" else []
-        threads = [] if starters else [_threading.Thread(target=start, daemon=True) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            green_wait_native_thread(thread, 10)
-        for starter in starters:
-            starter.wait()
+    def start() -> None:
         try:
-            assert errors == []
-            assert handler.stats()["state"] == "running", handler.stats()
-            ran = handler.spawn(lambda: "ran")
-            assert ran.join(10) and ran.value == "ran"
-        finally:
-            handler.stop(timeout=10)
-        assert handler.stats()["state"] == "stopped"
+            if mode == "isolated":
+                barrier.wait(5)
+            handler.start()
+        except BaseException as exc:
+            errors.append(exc)
 
-    in_hub(body)
+    # shared: green threads of the starting hub (a native thread with no hub is refused);
+    # isolated: native threads released at once by a barrier.
+    starters = [eventlet.spawn(start) for _ in range(4)] if mode == "shared" else []
+    threads = [] if starters else [_threading.Thread(target=start, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        green_wait_native_thread(thread, 10)
+    for starter in starters:
+        starter.wait()
+    try:
+        assert errors == []
+        assert handler.stats()["state"] == "running", handler.stats()
+        ran = handler.spawn(lambda: "ran")
+        assert ran.join(10) and ran.value == "ran"
+    finally:
+        handler.stop(timeout=10)
+    assert handler.stats()["state"] == "stopped"
 
 
 def test_stats_from_a_native_thread_counts_tasks_spawned() -> None:
@@ -189,32 +179,29 @@ def test_Task_repr_names_the_function_and_says_alive_then_done() -> None:
 
 
 @pytest.mark.parametrize("mode", ["shared", "isolated"])
-def test_concurrent_stops_each_return_after_the_queued_callbacks_ran(in_hub: InHub, mode: str) -> None:
+def test_concurrent_stops_each_return_after_the_queued_callbacks_ran(hub: str, mode: str) -> None:
     """README: stop() "anywhere; idempotent; concurrent calls are safe" and "stop() first
     runs every callback already queued": every concurrent stop() returns, and none
     returns before the callbacks queued ahead of it have run."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        ran: List[int] = []
-        for n in range(3):
-            handler.dispatch_callback(Callback("watch", lambda n=n: (eventlet.sleep(0.02), ran.append(n)), ()))
-        seen_at_return: List[List[int]] = []
+    handler = EventletHandler(mode)
+    handler.start()
+    ran: List[int] = []
+    for n in range(3):
+        handler.dispatch_callback(Callback("watch", lambda n=n: (eventlet.sleep(0.02), ran.append(n)), ()))
+    seen_at_return: List[List[int]] = []
 
-        def stop() -> None:
-            handler.stop(timeout=10)
-            seen_at_return.append(list(ran))
+    def stop() -> None:
+        handler.stop(timeout=10)
+        seen_at_return.append(list(ran))
 
-        callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
-        dones = [c.run(stop) for c in callers]
-        stop()
-        for done in dones:
-            done.join(15)
-        assert seen_at_return == [[0, 1, 2]] * 5, seen_at_return
-        assert handler.stats()["state"] == "stopped"
-        late: List[str] = []
-        handler.dispatch_callback(Callback("watch", late.append, ("inline",)))  # stopped: runs inline
-        assert late == ["inline"]
-
-    in_hub(body)
+    callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
+    dones = [c.run(stop) for c in callers]
+    stop()
+    for done in dones:
+        done.join(15)
+    assert seen_at_return == [[0, 1, 2]] * 5, seen_at_return
+    assert handler.stats()["state"] == "stopped"
+    late: List[str] = []
+    handler.dispatch_callback(Callback("watch", late.append, ("inline",)))  # stopped: runs inline
+    assert late == ["inline"]

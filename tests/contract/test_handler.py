@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import gc
-import time
 import logging
+import time
 from typing import Any, List
 
 import eventlet
 import greenlet
 import pytest
-from eventlet import patcher
 from kazoo.protocol.states import Callback
 from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident
+from support import (
+    Caller,
+    green_wait_native_thread,
+    home_retired,
+    home_thread,
+    home_thread_ident,
+    native_threading as _threading,
+    native_time,
+    until,
+)
 from eventlet_handler import EventletHandler
-
-_threading: Any = patcher.original("threading")
 
 
 def _callback(func: Any, *args: Any) -> Callback:
@@ -27,158 +33,134 @@ def _callback(func: Any, *args: Any) -> Callback:
 
 
 def test_EventletHandler_dispatch_callback_runs_in_order_on_home_hub(
-    in_hub: InHub, caller: Caller, started: Any
+    hub: str, caller: Caller, started: Any
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            seen: List[Any] = []
-            last = handler.event_object()
+    with started() as handler:
+        seen: List[Any] = []
+        last = handler.event_object()
 
-            def record(i: int) -> None:
-                seen.append((i, _threading.get_ident()))
-                if i == 199:
-                    last.set()
+        def record(i: int) -> None:
+            seen.append((i, _threading.get_ident()))
+            if i == 199:
+                last.set()
 
-            def dispatch_all() -> None:
-                for i in range(200):
-                    handler.dispatch_callback(_callback(record, i))
+        def dispatch_all() -> None:
+            for i in range(200):
+                handler.dispatch_callback(_callback(record, i))
 
-            caller.run(dispatch_all).join()
-            assert last.wait(5)
-            home = home_thread_ident(handler)
-            assert seen == [(i, home) for i in range(200)]
-            assert handler.stats()["queues"]["watch"]["run"] == 200
-
-    in_hub(body)
+        caller.run(dispatch_all).join()
+        assert last.wait(5)
+        # The worker counts a callback once it returned, after the last one set `last`;
+        # before home_thread_ident(), which runs one more.
+        until(lambda: handler.stats()["queues"]["watch"]["run"] == 200, 5, "200 runs in stats()")
+        home = home_thread_ident(handler)
+        assert seen == [(i, home) for i in range(200)]
 
 
 def test_EventletHandler_callback_exception_is_logged_and_worker_goes_on(
-    in_hub: InHub, caller: Caller, started: Any, caplog: pytest.LogCaptureFixture
+    hub: str, caller: Caller, started: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            after = handler.event_object()
+    with caplog.at_level(logging.ERROR, logger="eventlet_handler"), started() as handler:
+        after = handler.event_object()
 
-            def fail() -> None:
-                raise ValueError("callback broke")
+        def fail() -> None:
+            raise ValueError("callback broke")
 
-            def dispatch() -> None:
-                handler.dispatch_callback(_callback(fail))
-                handler.dispatch_callback(_callback(after.set))
+        def dispatch() -> None:
+            handler.dispatch_callback(_callback(fail))
+            handler.dispatch_callback(_callback(after.set))
 
-            caller.run(dispatch).join()
-            assert after.wait(5)
-            assert handler.stats()["queues"]["watch"]["failed"] == 1
-
-    with caplog.at_level(logging.ERROR, logger="eventlet_handler"):
-        in_hub(body)
+        caller.run(dispatch).join()
+        assert after.wait(5)
+        assert handler.stats()["queues"]["watch"]["failed"] == 1
     failures = [r for r in caplog.records if "raised; the worker goes on" in r.getMessage()]
     assert len(failures) == 1
     assert failures[0].exc_info is not None and "callback broke" in str(failures[0].exc_info[1])
 
 
 def test_EventletHandler_stop_from_caller_runs_queued_callbacks_first(
-    in_hub: InHub, caller: Caller, mode: str
+    hub: str, caller: Caller, mode: str
 ) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        ran: List[int] = []
-        for i in range(50):
-            handler.dispatch_callback(_callback(lambda i=i: (eventlet.sleep(0), ran.append(i))))
-        caller.run(handler.stop).join(15)
-        assert ran == list(range(50))
-        assert not handler.running and handler._state == "stopped"
-
-    in_hub(body)
+    handler = EventletHandler(mode)
+    handler.start()
+    ran: List[int] = []
+    for i in range(50):
+        handler.dispatch_callback(_callback(lambda i=i: (eventlet.sleep(0), ran.append(i))))
+    caller.run(handler.stop).join(15)
+    assert ran == list(range(50))
+    assert not handler.running and handler.stats()["state"] == "stopped"
 
 
-def test_EventletHandler_stop_from_inside_a_callback_returns(in_hub: InHub, started: Any, mode: str) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        returned = handler.event_object()
-        later: List[str] = []
+def test_EventletHandler_stop_from_inside_a_callback_returns(hub: str, started: Any, mode: str) -> None:
+    handler = EventletHandler(mode)
+    handler.start()
+    returned = handler.event_object()
+    later: List[str] = []
 
-        def stopper() -> None:
-            handler.stop()
-            returned.set()
+    def stopper() -> None:
+        handler.stop()
+        returned.set()
 
-        handler.dispatch_callback(_callback(stopper))
-        handler.dispatch_callback(_callback(later.append, "queued before stop"))
-        assert returned.wait(5), "stop() inside a callback deadlocked"
-        handler.stop(timeout=5)  # waits for the stop the callback requested
-        assert later == ["queued before stop"]
-        assert handler._state == "stopped"
-
-    in_hub(body)
+    handler.dispatch_callback(_callback(stopper))
+    handler.dispatch_callback(_callback(later.append, "queued before stop"))
+    assert returned.wait(5), "stop() inside a callback deadlocked"
+    handler.stop(timeout=5)  # waits for the stop the callback requested
+    assert later == ["queued before stop"]
+    assert handler.stats()["state"] == "stopped"
 
 
-def test_EventletHandler_concurrent_stops_all_return(in_hub: InHub, mode: str) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        handler.dispatch_callback(_callback(eventlet.sleep, 0.05))
-        callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
-        dones = [c.run(handler.stop) for c in callers]
-        handler.stop(timeout=10)
-        for done in dones:
-            done.join(10)
-        assert handler._state == "stopped"
-
-    in_hub(body)
+def test_EventletHandler_concurrent_stops_all_return(hub: str, mode: str) -> None:
+    handler = EventletHandler(mode)
+    handler.start()
+    handler.dispatch_callback(_callback(eventlet.sleep, 0.05))
+    callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
+    dones = [c.run(handler.stop) for c in callers]
+    handler.stop(timeout=10)
+    for done in dones:
+        done.join(10)
+    assert handler.stats()["state"] == "stopped"
 
 
-def test_EventletHandler_start_stop_idempotent_and_restartable(in_hub: InHub, caller: Caller, mode: str) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
-        if caller.kind == "native" and mode == "shared":
-            # Its green threads would live in a hub nobody runs: refused, clearly.
-            with pytest.raises(RuntimeError, match="native thread with no eventlet hub"):
-                caller.run(handler.start).join()
-            assert not handler.running
-            return
-        for _ in range(3):
+def test_EventletHandler_start_stop_idempotent_and_restartable(hub: str, caller: Caller, mode: str) -> None:
+    handler = EventletHandler(mode)
+    if caller.kind == "native" and mode == "shared":
+        # Its green threads would live in a hub nobody runs: refused, clearly.
+        with pytest.raises(RuntimeError, match="native thread with no eventlet hub"):
             caller.run(handler.start).join()
-            caller.run(handler.start).join()
-            assert handler.running
-            ran = handler.event_object()
-            handler.dispatch_callback(_callback(ran.set))
-            assert ran.wait(5)
-            caller.run(handler.stop).join(10)
-            caller.run(handler.stop).join(10)
-            assert not handler.running
-
-    in_hub(body)
+        assert not handler.running
+        return
+    for _ in range(3):
+        caller.run(handler.start).join()
+        caller.run(handler.start).join()
+        assert handler.running
+        ran = handler.event_object()
+        handler.dispatch_callback(_callback(ran.set))
+        assert ran.wait(5)
+        caller.run(handler.stop).join(10)
+        caller.run(handler.stop).join(10)
+        assert not handler.running
 
 
 def test_EventletHandler_spawn_runs_on_home_hub_and_joins_from_caller(
-    in_hub: InHub, caller: Caller, started: Any
+    hub: str, caller: Caller, started: Any
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            where: List[int] = []
-            tasks: List[Any] = []
-            caller.run(lambda: tasks.append(handler.spawn(lambda: (eventlet.sleep(0.01), where.append(_threading.get_ident()))))).join()
-            joined: List[bool] = []
-            caller.run(lambda: joined.append(tasks[0].join(5))).join()
-            assert joined == [True] and not tasks[0].is_alive()
-            assert where == [home_thread_ident(handler)]
-
-    in_hub(body)
+    with started() as handler:
+        where: List[int] = []
+        tasks: List[Any] = []
+        caller.run(lambda: tasks.append(handler.spawn(lambda: (eventlet.sleep(0.01), where.append(_threading.get_ident()))))).join()
+        joined: List[bool] = []
+        caller.run(lambda: joined.append(tasks[0].join(5))).join()
+        assert joined == [True] and not tasks[0].is_alive()
+        assert where == [home_thread_ident(handler)]
 
 
 def test_EventletHandler_spawned_exception_is_kept_and_logged(
-    in_hub: InHub, started: Any, caplog: pytest.LogCaptureFixture
+    hub: str, started: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def body() -> None:
-        with started() as handler:
-            task = handler.spawn(lambda: 1 / 0)
-            assert task.join(5)
-            assert isinstance(task.exception, ZeroDivisionError)
-
-    with caplog.at_level(logging.ERROR, logger="eventlet_handler"):
-        in_hub(body)
+    with caplog.at_level(logging.ERROR, logger="eventlet_handler"), started() as handler:
+        task = handler.spawn(lambda: 1 / 0)
+        assert task.join(5)
+        assert isinstance(task.exception, ZeroDivisionError)
     assert any("spawned" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
@@ -201,160 +183,143 @@ def test_EventletHandler_kazoo_attributes() -> None:
     assert "shared" in repr(handler) and "stopped" in repr(handler)
 
 
-def test_EventletHandler_leaves_nothing_running_after_stop(in_hub: InHub, mode: str) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
+def test_EventletHandler_leaves_nothing_running_after_stop(hub: str, mode: str) -> None:
+    handler = EventletHandler(mode)
+    handler.start()
+    handler.stop()  # warm-up: creates this hub's bridge
+    gc.collect()
+    threads_before = len(_threading.enumerate())
+    greenlets_before = _live_greenlets()
+    for _ in range(20):
         handler.start()
-        handler.stop()  # warm-up: creates this hub's bridge
-        gc.collect()
-        threads_before = len(_threading.enumerate())
-        greenlets_before = _live_greenlets()
-        for _ in range(20):
-            handler.start()
-            done = handler.event_object()
-            handler.dispatch_callback(_callback(done.set))
-            assert done.wait(5)
-            handler.stop()
-        eventlet.sleep(0)
-        gc.collect()
-        assert len(_threading.enumerate()) == threads_before
-        assert _live_greenlets() <= greenlets_before
-        assert handler._home is None, "stopped with no spawned work left: the home retired"
-
-    in_hub(body)
+        home = home_thread(handler)  # a callback runs there
+        handler.stop()
+    eventlet.sleep(0)
+    gc.collect()
+    assert len(_threading.enumerate()) == threads_before
+    assert _live_greenlets() <= greenlets_before
+    assert home_retired(handler, home), "stopped with no spawned work left, yet the home was kept"
 
 
 def _live_greenlets() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
 
 
-def test_EventletHandler_completion_order_follows_causality_across_threads(in_hub: InHub, mode: str) -> None:
+def test_EventletHandler_completion_order_follows_causality_across_threads(hub: str, mode: str) -> None:
     """A callback a native thread dispatched stays ahead of one the home hub dispatches
     because of something that native thread did afterwards (kazoo: a rawlink on a ready
     result, then a rawlink on a pending one that the connection loop then sets)."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        try:
-            for _ in range(100):
-                order: List[str] = []
-                done = handler.event_object()
-                ready, pending = handler.async_result(), handler.async_result()
-                ready.set(0)
-                go = [False]
+    handler = EventletHandler(mode)
+    handler.start()
+    try:
+        for _ in range(100):
+            order: List[str] = []
+            done = handler.event_object()
+            ready, pending = handler.async_result(), handler.async_result()
+            ready.set(0)
+            go = [False]
 
-                def home_setter() -> None:  # spins in the home hub, outside the bridge
-                    while not go[0]:
-                        eventlet.sleep(0)
-                    pending.set(1)
+            def home_setter() -> None:  # spins in the home hub, outside the bridge
+                while not go[0]:
+                    eventlet.sleep(0)
+                pending.set(1)
 
-                handler.spawn(home_setter)
+            handler.spawn(home_setter)
 
-                def native() -> None:
-                    ready.rawlink(lambda r: order.append("A"))  # bridged: not the home hub
-                    pending.rawlink(lambda r: (order.append("B"), done.set()))
-                    go[0] = True
+            def native() -> None:
+                ready.rawlink(lambda r: order.append("A"))  # bridged: not the home hub
+                pending.rawlink(lambda r: (order.append("B"), done.set()))
+                go[0] = True
 
-                Caller("native").run(native).join()
-                assert done.wait(5)
-                assert order == ["A", "B"]
-        finally:
-            handler.stop(timeout=10)
-
-    in_hub(body)
+            Caller("native").run(native).join()
+            assert done.wait(5)
+            assert order == ["A", "B"]
+    finally:
+        handler.stop(timeout=10)
 
 
-def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(in_hub: InHub, mode: str) -> None:
+def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(hub: str, mode: str) -> None:
     """kazoo's TreeCache spawns a loop that must survive client.stop()/start() (issue
     9.1): the task keeps running while stopped, in the same home thread after the
     restart, and joins; once it ended and the handler stopped, the home retires."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        go = handler.event_object()
-        where: List[int] = []
+    handler = EventletHandler(mode)
+    handler.start()
+    go = handler.event_object()
+    where: List[int] = []
 
-        def loop() -> None:
-            where.append(_threading.get_ident())
-            assert go.wait(10)
-            where.append(_threading.get_ident())
+    def loop() -> None:
+        where.append(_threading.get_ident())
+        assert go.wait(10)
+        where.append(_threading.get_ident())
 
-        task = handler.spawn(loop)
-        home = home_thread_ident(handler)
-        handler.stop(timeout=10)
-        assert task.is_alive() and not task.join(0.05), "spawned work died with stop()"
-        assert handler.stats()["tasks_running"] == 1
-        handler.start()
-        assert home_thread_ident(handler) == home, "the restart did not reuse the home"
-        ran = handler.event_object()
-        handler.dispatch_callback(_callback(ran.set))
-        assert ran.wait(5)
-        go.set()
-        assert task.join(5) and task.exception is None
-        assert where == [home, home]
-        handler.stop(timeout=10)
-        assert handler._home is None, "stopped with nothing running: the home retired"
-
-    in_hub(body)
+    task = handler.spawn(loop)
+    home_object = home_thread(handler)
+    home = home_object.ident
+    handler.stop(timeout=10)
+    assert task.is_alive() and not task.join(0.05), "spawned work died with stop()"
+    assert handler.stats()["tasks_running"] == 1
+    handler.start()
+    assert home_thread_ident(handler) == home, "the restart did not reuse the home"
+    ran = handler.event_object()
+    handler.dispatch_callback(_callback(ran.set))
+    assert ran.wait(5)
+    go.set()
+    assert task.join(5) and task.exception is None
+    assert where == [home, home]
+    handler.stop(timeout=10)
+    assert home_retired(handler, home_object), "stopped with nothing running, yet the home was kept"
 
 
-def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(in_hub: InHub) -> None:
+def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(hub: str) -> None:
     """What KazooRetry sleeps with between tries: a green thread's sleep lets its hub
     run; a native thread's sleeps natively and gets no hub."""
     from eventlet_handler._hubs import current_hub
 
     handler = EventletHandler("shared")
+    ran: List[str] = []
+    eventlet.spawn(ran.append, "other green thread")
+    handler.sleep_func(0.01)
+    assert ran == ["other green thread"], "sleep_func did not let the hub run"
+    seen: List[Any] = []
 
-    def body() -> None:
-        ran: List[str] = []
-        eventlet.spawn(ran.append, "other green thread")
+    def native() -> None:
         handler.sleep_func(0.01)
-        assert ran == ["other green thread"], "sleep_func did not let the hub run"
-        seen: List[Any] = []
+        seen.append(current_hub())
 
-        def native() -> None:
-            handler.sleep_func(0.01)
-            seen.append(current_hub())
-
-        thread = _threading.Thread(target=native, daemon=True)
-        thread.start()
-        green_wait_native_thread(thread, 10)
-        assert seen == [None], "sleep_func gave a native thread a hub"
-
-    in_hub(body)
+    thread = _threading.Thread(target=native, daemon=True)
+    thread.start()
+    green_wait_native_thread(thread, 10)
+    assert seen == [None], "sleep_func gave a native thread a hub"
 
 
 def test_EventletHandler_restarts_in_a_new_home_once_the_old_one_retired_after_stop(
-    in_hub: InHub, mode: str
+    hub: str, mode: str
 ) -> None:
     """Spawned work kept the home open past ``stop()``; it ended later, so the home
     retired with the handler stopped. ``start()`` then opens a new home (it cannot
     reattach a retired one), and callbacks and spawns run there."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        go = handler.event_object()
-        task = handler.spawn(lambda: go.wait(10))
+    handler = EventletHandler(mode)
+    handler.start()
+    go = handler.event_object()
+    task = handler.spawn(lambda: go.wait(10))
+    handler.stop(timeout=10)
+    old_home = handler._home
+    assert old_home is not None and not old_home.retired, "the running task should keep the home open"
+    go.set()
+    assert task.join(5)
+    assert old_home.retired, "the home should retire once its last task ended"
+    handler.start()
+    try:
+        assert handler._home is not old_home, "start() reattached a retired home"
+        ran = handler.event_object()
+        handler.dispatch_callback(_callback(ran.set))
+        assert ran.wait(5), "a callback did not run after the restart"
+        assert handler.spawn(int).join(5), "a spawn did not run after the restart"
+    finally:
         handler.stop(timeout=10)
-        old_home = handler._home
-        assert old_home is not None and not old_home.retired, "the running task should keep the home open"
-        go.set()
-        assert task.join(5)
-        assert old_home.retired, "the home should retire once its last task ended"
-        handler.start()
-        try:
-            assert handler._home is not old_home, "start() reattached a retired home"
-            ran = handler.event_object()
-            handler.dispatch_callback(_callback(ran.set))
-            assert ran.wait(5), "a callback did not run after the restart"
-            assert handler.spawn(int).join(5), "a spawn did not run after the restart"
-        finally:
-            handler.stop(timeout=10)
-
-    in_hub(body)
 
 
 def test_EventletHandler_at_interpreter_exit_releases_joiners_of_spawned_work_still_running(
@@ -385,68 +350,59 @@ def test_EventletHandler_at_interpreter_exit_releases_joiners_of_spawned_work_st
 
 
 def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_keeps_the_home(
-    in_hub: InHub, caller: Caller, mode: str
+    hub: str, caller: Caller, mode: str
 ) -> None:
     """Stopped, with spawned work still keeping the home open (kazoo's connection loop
     outlives ``stop()``): a callback dispatched from anywhere, the home hub included,
     still runs (handler rule 5: no callback is lost), not into the exited workers' queue."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        go = handler.event_object()
-        task = handler.spawn(lambda: go.wait(10))
-        handler.stop(timeout=10)
-        assert handler._home is not None, "the running task should keep the home"
-        ran = handler.event_object()
+    handler = EventletHandler(mode)
+    handler.start()
+    go = handler.event_object()
+    task = handler.spawn(lambda: go.wait(10))
+    handler.stop(timeout=10)
+    assert handler._home is not None, "the running task should keep the home"
+    ran = handler.event_object()
 
-        def dispatch_here() -> None:  # in shared mode the test's own hub is the home hub
-            handler.dispatch_callback(_callback(ran.set))
+    def dispatch_here() -> None:  # in shared mode the test's own hub is the home hub
+        handler.dispatch_callback(_callback(ran.set))
 
-        def dispatch_in_home_hub() -> None:
-            handler.spawn(dispatch_here).join(5)
+    def dispatch_in_home_hub() -> None:
+        handler.spawn(dispatch_here).join(5)
 
-        caller.run(dispatch_in_home_hub if caller.kind == "other_green" else dispatch_here).join()
-        assert ran.wait(5), "a callback dispatched after stop() never ran"
-        go.set()
-        assert task.join(5)
-        handler.stop(timeout=10)
-
-    in_hub(body)
+    caller.run(dispatch_in_home_hub if caller.kind == "other_green" else dispatch_here).join()
+    assert ran.wait(5), "a callback dispatched after stop() never ran"
+    go.set()
+    assert task.join(5)
+    handler.stop(timeout=10)
 
 
 def test_EventletHandler_stop_that_runs_out_of_time_warns_and_stays_stopping(
-    in_hub: InHub, mode: str, caplog: pytest.LogCaptureFixture
+    hub: str, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        gate, busy = handler.event_object(), handler.event_object()
-        handler.dispatch_callback(_callback(lambda: (busy.set(), gate.wait(10))))
-        assert busy.wait(5)
-        with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
-            handler.stop(timeout=0.1)
-        assert handler.stats()["state"] == "stopping", "stop() gave up but the handler says otherwise"
-        assert any("gives up waiting" in r.getMessage() for r in caplog.records), caplog.records
-        gate.set()
-        handler.stop(timeout=10)
-        assert handler.stats()["state"] == "stopped"
-
-    in_hub(body)
+    handler = EventletHandler(mode)
+    handler.start()
+    gate, busy = handler.event_object(), handler.event_object()
+    handler.dispatch_callback(_callback(lambda: (busy.set(), gate.wait(10))))
+    assert busy.wait(5)
+    with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
+        handler.stop(timeout=0.1)
+    assert handler.stats()["state"] == "stopping", "stop() gave up but the handler says otherwise"
+    assert any("gives up waiting" in r.getMessage() for r in caplog.records), caplog.records
+    gate.set()
+    handler.stop(timeout=10)
+    assert handler.stats()["state"] == "stopped"
 
 
-def test_EventletHandler_home_repr_says_where_it_lives_and_its_state(in_hub: InHub, mode: str) -> None:
-    def body() -> None:
-        handler = EventletHandler(mode)
-        handler.start()
-        home = handler._home
-        assert home is not None
-        where = home.hubthread.name if mode == "isolated" else "the starting thread's hub"
-        assert f"<Home {mode} in {where}, attached, 0 tasks>" == repr(home)
-        handler.stop(timeout=10)
-        assert "retired" in repr(home)
-
-    in_hub(body)
+def test_EventletHandler_home_repr_says_where_it_lives_and_its_state(hub: str, mode: str) -> None:
+    handler = EventletHandler(mode)
+    handler.start()
+    home = handler._home
+    assert home is not None
+    where = home.hubthread.name if mode == "isolated" else "the starting thread's hub"
+    assert f"<Home {mode} in {where}, attached, 0 tasks>" == repr(home)
+    handler.stop(timeout=10)
+    assert "retired" in repr(home)
 
 
 def test_EventletHandler_interpreter_exit_with_work_still_running_logs_one_debug_line_per_process() -> None:
@@ -470,7 +426,7 @@ def test_EventletHandler_interpreter_exit_with_work_still_running_logs_one_debug
     assert len(lines) == 1, done.stderr
 
 
-_time_monotonic = patcher.original("time").monotonic
+_time_monotonic = native_time.monotonic
 
 
 def test_EventletHandler_stop_timeout_is_one_deadline_for_both_workers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -514,49 +470,42 @@ def test_EventletHandler_stop_at_interpreter_exit_that_fails_is_logged_with_its_
     handler.stop(timeout=10)
 
 
-def test_EventletHandler_home_join_is_bounded_by_its_timeout(in_hub: InHub) -> None:
+def test_EventletHandler_home_join_is_bounded_by_its_timeout(hub: str) -> None:
     """``Home.join(timeout)`` waits at most ``timeout`` for a hub thread that is not
     exiting (the 10 s default is only for no timeout)."""
-
-    def body() -> float:
-        handler = EventletHandler("isolated")
-        handler.start()
-        try:
-            home = handler._home
-            assert home is not None
-            started = time.monotonic()
-            assert home.join(0.1) is False, "join() said a running hub thread had exited"
-            return time.monotonic() - started
-        finally:
-            handler.stop(timeout=10)
-
-    seconds = in_hub(body)
+    handler = EventletHandler("isolated")
+    handler.start()
+    try:
+        home = handler._home
+        assert home is not None
+        started = time.monotonic()
+        assert home.join(0.1) is False, "join() said a running hub thread had exited"
+        seconds = time.monotonic() - started
+    finally:
+        handler.stop(timeout=10)
     assert seconds < 5.0, f"Home.join(0.1) took {seconds:.2f} s"
 
 
 def test_EventletHandler_start_while_a_stop_requested_by_a_callback_drains_waits_and_restarts(
-    in_hub: InHub, mode: str
+    hub: str, mode: str
 ) -> None:
     """A callback asked for the stop (it returns at once, the handler is "stopping"
     while the queue drains); ``start()`` from elsewhere waits for the drain, then
     starts again: it is not the callback's own worker, which must exit first."""
 
-    def body() -> None:
-        handler = EventletHandler(mode)
+    handler = EventletHandler(mode)
+    handler.start()
+    try:
+        asked, gate = handler.event_object(), handler.event_object()
+        handler.dispatch_callback(_callback(lambda: (handler.stop(), asked.set())))
+        handler.dispatch_callback(_callback(lambda: gate.wait(5)))
+        assert asked.wait(5)
+        assert handler.stats()["state"] == "stopping"
+        eventlet.spawn_after(0.05, gate.set)
         handler.start()
-        try:
-            asked, gate = handler.event_object(), handler.event_object()
-            handler.dispatch_callback(_callback(lambda: (handler.stop(), asked.set())))
-            handler.dispatch_callback(_callback(lambda: gate.wait(5)))
-            assert asked.wait(5)
-            assert handler.stats()["state"] == "stopping"
-            eventlet.spawn_after(0.05, gate.set)
-            handler.start()
-            assert handler.running
-            ran = handler.event_object()
-            handler.dispatch_callback(_callback(ran.set))
-            assert ran.wait(5), "a callback did not run after the restart"
-        finally:
-            handler.stop(timeout=10)
-
-    in_hub(body)
+        assert handler.running
+        ran = handler.event_object()
+        handler.dispatch_callback(_callback(ran.set))
+        assert ran.wait(5), "a callback did not run after the restart"
+    finally:
+        handler.stop(timeout=10)

@@ -9,7 +9,7 @@ import eventlet
 import pytest
 from eventlet import hubs, patcher
 
-from conftest import HUBS
+from support import HUBS
 from eventlet_handler._hubs import current_hub, retire_current_hub
 
 _threading: Any = patcher.original("threading")

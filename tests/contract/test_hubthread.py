@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from eventlet import hubs, patcher
 
-from conftest import HUBS
+from support import HUBS
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub, hub_module_of
 from eventlet_handler._hubthread import HubThread, shutdown_current_hub

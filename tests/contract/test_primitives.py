@@ -8,12 +8,9 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import Caller, InHub, green_wait_native_thread, until
+from support import Caller, green_wait_native_thread, native_threading as _threading, native_time, until
 from eventlet_handler import EventletHandler
-
-_threading: Any = patcher.original("threading")
 
 
 @pytest.fixture
@@ -21,138 +18,125 @@ def handler() -> EventletHandler:
     return EventletHandler("shared")  # primitives need no running handler
 
 
-def test_Event_set_from_caller_wakes_waiter(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
-    def body() -> None:
-        event = handler.event_object()
-        parked = (lambda: event._waiters) if caller.is_concurrent else (lambda: True)
-        done = caller.run(lambda: (until(parked, what="the waiter to park"), event.set()))
-        assert event.wait(5) is True
-        done.join()
-        event.clear()
-        assert event.wait(0.01) is False and not event.is_set()
-
-    in_hub(body)
+# White-box, on purpose: a test that must act only once a caller is parked reads the
+# primitive's waiter list (``_waiters``, a queue's ``_getters``); nothing public says
+# "someone waits", and a sleep would only hope the caller got there.
 
 
-def test_Lock_excludes_across_callers_and_hands_off(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
-    def body() -> None:
-        lock = handler.lock_object()
-        inside: List[int] = []
-        overlaps: List[int] = []
+def test_Event_set_from_caller_wakes_waiter(hub: str, caller: Caller, handler: EventletHandler) -> None:
+    event = handler.event_object()
+    parked = (lambda: event._waiters) if caller.is_concurrent else (lambda: True)
+    done = caller.run(lambda: (until(parked, what="the waiter to park"), event.set()))
+    assert event.wait(5) is True
+    done.join()
+    event.clear()
+    assert event.wait(0.01) is False and not event.is_set()
 
-        def critical(tag: int, rounds: int) -> None:
-            for _ in range(rounds):
-                with lock:
-                    inside.append(tag)
-                    if len(inside) > 1:
-                        overlaps.append(tag)
-                    if _threading.get_ident() == me:
-                        eventlet.sleep(0)  # let the other side contend while held
-                    inside.remove(tag)
 
-        me = _threading.get_ident()
-        done = caller.run(lambda: critical(1, 200))
-        critical(2, 200)
-        done.join(10)
-        assert overlaps == [] and not lock.locked()
-        assert lock.acquire(timeout=0.01) and not lock.acquire(blocking=False)
-        assert lock.acquire(timeout=0.01) is False
+def test_Lock_excludes_across_callers_and_hands_off(hub: str, caller: Caller, handler: EventletHandler) -> None:
+    lock = handler.lock_object()
+    inside: List[int] = []
+    overlaps: List[int] = []
+
+    def critical(tag: int, rounds: int) -> None:
+        for _ in range(rounds):
+            with lock:
+                inside.append(tag)
+                if len(inside) > 1:
+                    overlaps.append(tag)
+                if _threading.get_ident() == me:
+                    eventlet.sleep(0)  # let the other side contend while held
+                inside.remove(tag)
+
+    me = _threading.get_ident()
+    done = caller.run(lambda: critical(1, 200))
+    critical(2, 200)
+    done.join(10)
+    assert overlaps == [] and not lock.locked()
+    assert lock.acquire(timeout=0.01) and not lock.acquire(blocking=False)
+    assert lock.acquire(timeout=0.01) is False
+    lock.release()
+    with pytest.raises(RuntimeError, match="unlocked"):
         lock.release()
-        with pytest.raises(RuntimeError, match="unlocked"):
-            lock.release()
-
-    in_hub(body)
 
 
-def test_RLock_reenters_and_refuses_foreign_release(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
-    def body() -> None:
-        rlock = handler.rlock_object()
+def test_RLock_reenters_and_refuses_foreign_release(hub: str, caller: Caller, handler: EventletHandler) -> None:
+    rlock = handler.rlock_object()
+    with rlock:
         with rlock:
-            with rlock:
-                errors: List[BaseException] = []
+            errors: List[BaseException] = []
 
-                def foreign() -> None:
-                    try:
-                        rlock.release()
-                    except RuntimeError as exc:
-                        errors.append(exc)
+            def foreign() -> None:
+                try:
+                    rlock.release()
+                except RuntimeError as exc:
+                    errors.append(exc)
 
-                if caller.is_concurrent:
-                    caller.run(foreign).join()
-                    assert len(errors) == 1
-        assert rlock.acquire(blocking=False)
-        rlock.release()
-
-    in_hub(body)
+            if caller.is_concurrent:
+                caller.run(foreign).join()
+                assert len(errors) == 1
+    assert rlock.acquire(blocking=False)
+    rlock.release()
 
 
-def test_Queue_put_from_caller_get_in_test(in_hub: InHub, caller: Caller, handler: EventletHandler) -> None:
-    def body() -> None:
-        q = handler.queue_impl()
-        done = caller.run(lambda: [q.put(i) for i in range(100)])
-        got = [q.get(timeout=5) for _ in range(100)]
-        done.join()
-        assert got == list(range(100))
-        with pytest.raises(std_queue.Empty):
-            q.get(timeout=0.01)
-        bounded = handler.queue_impl(maxsize=1)
-        bounded.put("a")
-        with pytest.raises(std_queue.Full):
-            bounded.put("b", timeout=0.01)
-
-    in_hub(body)
+def test_Queue_put_from_caller_get_in_test(hub: str, caller: Caller, handler: EventletHandler) -> None:
+    q = handler.queue_impl()
+    done = caller.run(lambda: [q.put(i) for i in range(100)])
+    got = [q.get(timeout=5) for _ in range(100)]
+    done.join()
+    assert got == list(range(100))
+    with pytest.raises(std_queue.Empty):
+        q.get(timeout=0.01)
+    bounded = handler.queue_impl(maxsize=1)
+    bounded.put("a")
+    with pytest.raises(std_queue.Full):
+        bounded.put("b", timeout=0.01)
 
 
-def test_Queue_native_getter_wakes_on_green_put(in_hub: InHub, handler: EventletHandler) -> None:
-    def body() -> None:
-        q = handler.queue_impl()
-        got: List[Any] = []
-        thread = _threading.Thread(target=lambda: got.append(q.get(timeout=5)), daemon=True)
-        thread.start()
-        until(lambda: q._getters, what="the native getter to park")
-        q.put("x")
-        green_wait_native_thread(thread, 5)
-        assert got == ["x"]
-
-    in_hub(body)
+def test_Queue_native_getter_wakes_on_green_put(hub: str, handler: EventletHandler) -> None:
+    q = handler.queue_impl()
+    got: List[Any] = []
+    thread = _threading.Thread(target=lambda: got.append(q.get(timeout=5)), daemon=True)
+    thread.start()
+    until(lambda: q._getters, what="the native getter to park")
+    q.put("x")
+    green_wait_native_thread(thread, 5)
+    assert got == ["x"]
 
 
 def test_Queue_bounded_never_overfills_under_native_and_green_producers(
-    in_hub: InHub, handler: EventletHandler
+    hub: str, handler: EventletHandler
 ) -> None:
     """Room is checked and taken under one lock: producers racing from native
     threads and green threads never push a bounded queue past ``maxsize``."""
-    def body() -> None:
-        q = handler.queue_impl(maxsize=2)
-        per_producer, producers = 200, 4
-        errors: List[BaseException] = []
+    q = handler.queue_impl(maxsize=2)
+    per_producer, producers = 200, 4
+    errors: List[BaseException] = []
 
-        def produce(tag: str) -> None:
-            try:
-                for i in range(per_producer):
-                    q.put((tag, i), timeout=10)
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
+    def produce(tag: str) -> None:
+        try:
+            for i in range(per_producer):
+                q.put((tag, i), timeout=10)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
 
-        threads = [_threading.Thread(target=produce, args=(f"n{k}",), daemon=True) for k in range(producers)]
-        greens = [eventlet.spawn(produce, f"g{k}") for k in range(producers)]
-        for thread in threads:
-            thread.start()
-        got, most = [], 0
-        while len(got) < 2 * producers * per_producer:
-            most = max(most, q.qsize())
-            got.append(q.get(timeout=10))
-        for thread in threads:
-            green_wait_native_thread(thread, 10)
-        for green in greens:
-            green.wait()
-        assert errors == []
-        assert most <= 2, f"a maxsize=2 queue held {most} items"
-        for k in range(producers):  # each producer's items stay in its order
-            for tag in (f"n{k}", f"g{k}"):
-                assert [i for t, i in got if t == tag] == list(range(per_producer))
-
-    in_hub(body)
+    threads = [_threading.Thread(target=produce, args=(f"n{k}",), daemon=True) for k in range(producers)]
+    greens = [eventlet.spawn(produce, f"g{k}") for k in range(producers)]
+    for thread in threads:
+        thread.start()
+    got, most = [], 0
+    while len(got) < 2 * producers * per_producer:
+        most = max(most, q.qsize())
+        got.append(q.get(timeout=10))
+    for thread in threads:
+        green_wait_native_thread(thread, 10)
+    for green in greens:
+        green.wait()
+    assert errors == []
+    assert most <= 2, f"a maxsize=2 queue held {most} items"
+    for k in range(producers):  # each producer's items stay in its order
+        for tag in (f"n{k}", f"g{k}"):
+            assert [i for t, i in got if t == tag] == list(range(per_producer))
 
 
 def test_Queue_get_timeout_is_one_deadline_however_often_it_loses_a_race(handler: EventletHandler) -> None:
@@ -200,76 +184,67 @@ def test_primitives_refuse_bad_timeouts(handler: EventletHandler) -> None:
 
 
 def test_RLock_acquire_blocks_by_default_and_says_whether_it_holds_the_lock(
-    in_hub: InHub, handler: EventletHandler
+    hub: str, handler: EventletHandler
 ) -> None:
     """Like ``threading.RLock``: re-entry returns True, a refused or timed-out acquire
     returns False (the caller does not hold it), and ``acquire()`` with no argument
     waits for the holder to release."""
-    def body() -> None:
-        rlock = handler.rlock_object()
-        assert "count=0" in repr(rlock) and "owner=None" in repr(rlock)
-        assert rlock.acquire() is True
-        assert rlock.acquire() is True, "re-entry by the owner"
-        rlock.release()
-        rlock.release()
-        held, let_go = _threading.Event(), _threading.Event()
+    rlock = handler.rlock_object()
+    assert "count=0" in repr(rlock) and "owner=None" in repr(rlock)
+    assert rlock.acquire() is True
+    assert rlock.acquire() is True, "re-entry by the owner"
+    rlock.release()
+    rlock.release()
+    held, let_go = _threading.Event(), _threading.Event()
 
-        def native_holder() -> None:
-            with rlock:
-                held.set()
-                let_go.wait(10)
-
-        thread = _threading.Thread(target=native_holder, daemon=True)
-        thread.start()
-        until(held.is_set, what="the native thread to take the lock")
-        assert rlock.acquire(blocking=False) is False
-        assert rlock.acquire(timeout=0.01) is False
-        eventlet.spawn_after(0.05, let_go.set)
-        assert rlock.acquire() is True, "acquire() must wait for the holder, not give up"
-        rlock.release()
-        green_wait_native_thread(thread, 5)
-
-    in_hub(body)
-
-
-def test_RLock_serves_a_threading_Condition_owned_per_green_thread(in_hub: InHub, handler: EventletHandler) -> None:
-    """``threading.Condition(rlock)`` asks the lock whether the caller owns it."""
-    def body() -> None:
-        rlock = handler.rlock_object()
-        condition = _threading.Condition(rlock)
-        with pytest.raises(RuntimeError, match="un-acquired"):
-            condition.notify()
+    def native_holder() -> None:
         with rlock:
-            condition.notify()  # the owner may notify
-            other: List[BaseException] = []
+            held.set()
+            let_go.wait(10)
 
-            def foreign_notify() -> None:
-                try:
-                    condition.notify()
-                except RuntimeError as exc:
-                    other.append(exc)
+    thread = _threading.Thread(target=native_holder, daemon=True)
+    thread.start()
+    until(held.is_set, what="the native thread to take the lock")
+    assert rlock.acquire(blocking=False) is False
+    assert rlock.acquire(timeout=0.01) is False
+    eventlet.spawn_after(0.05, let_go.set)
+    assert rlock.acquire() is True, "acquire() must wait for the holder, not give up"
+    rlock.release()
+    green_wait_native_thread(thread, 5)
 
-            eventlet.spawn(foreign_notify).wait()
-            assert len(other) == 1, "another green thread does not own the lock"
 
-    in_hub(body)
+def test_RLock_serves_a_threading_Condition_owned_per_green_thread(hub: str, handler: EventletHandler) -> None:
+    """``threading.Condition(rlock)`` asks the lock whether the caller owns it."""
+    rlock = handler.rlock_object()
+    condition = _threading.Condition(rlock)
+    with pytest.raises(RuntimeError, match="un-acquired"):
+        condition.notify()
+    with rlock:
+        condition.notify()  # the owner may notify
+        other: List[BaseException] = []
+
+        def foreign_notify() -> None:
+            try:
+                condition.notify()
+            except RuntimeError as exc:
+                other.append(exc)
+
+        eventlet.spawn(foreign_notify).wait()
+        assert len(other) == 1, "another green thread does not own the lock"
 
 
-def test_Queue_empty_and_nowait_calls_never_block(in_hub: InHub, handler: EventletHandler) -> None:
-    def body() -> None:
-        q = handler.queue_impl(maxsize=1)
-        assert q.empty() is True
-        with eventlet.Timeout(5, AssertionError("get_nowait() on an empty queue blocked")):
-            with pytest.raises(std_queue.Empty):
-                q.get_nowait()
-        q.put_nowait("a")
-        assert q.empty() is False and q.full()
-        with eventlet.Timeout(5, AssertionError("put_nowait() on a full queue blocked")):
-            with pytest.raises(std_queue.Full):
-                q.put_nowait("b")
-        assert q.get_nowait() == "a" and q.empty()
-
-    in_hub(body)
+def test_Queue_empty_and_nowait_calls_never_block(hub: str, handler: EventletHandler) -> None:
+    q = handler.queue_impl(maxsize=1)
+    assert q.empty() is True
+    with eventlet.Timeout(5, AssertionError("get_nowait() on an empty queue blocked")):
+        with pytest.raises(std_queue.Empty):
+            q.get_nowait()
+    q.put_nowait("a")
+    assert q.empty() is False and q.full()
+    with eventlet.Timeout(5, AssertionError("put_nowait() on a full queue blocked")):
+        with pytest.raises(std_queue.Full):
+            q.put_nowait("b")
+    assert q.get_nowait() == "a" and q.empty()
 
 
 def test_Queue_is_full_at_maxsize_and_unbounded_at_zero_or_below(handler: EventletHandler) -> None:
@@ -295,7 +270,7 @@ def test_Queue_refuses_a_maxsize_that_is_not_an_int(handler: EventletHandler) ->
             handler.queue_impl(maxsize=bad)  # type: ignore[arg-type]
 
 
-_time_sleep: Any = patcher.original("time").sleep
+_time_sleep: Any = native_time.sleep
 
 
 def test_Lock_acquire_timing_out_as_release_hands_it_over_still_holds_it(handler: EventletHandler) -> None:
@@ -325,20 +300,17 @@ def test_Lock_acquire_timing_out_as_release_hands_it_over_still_holds_it(handler
         assert not lock.locked(), "nobody holds the lock, yet it stays locked"
 
 
-def test_Lock_acquire_that_waited_for_the_holder_returns_True(in_hub: InHub, handler: EventletHandler) -> None:
-    def body() -> None:
-        lock = handler.lock_object()
-        assert lock.acquire() is True
-        got: List[bool] = []
-        waiter = eventlet.spawn(lambda: got.append(lock.acquire(timeout=5)))
-        until(lambda: lock._waiters, what="the waiter to park")
-        lock.release()  # hands the lock to the waiter
-        with eventlet.Timeout(5):
-            waiter.wait()
-        assert got == [True] and lock.locked()
-        lock.release()
-
-    in_hub(body)
+def test_Lock_acquire_that_waited_for_the_holder_returns_True(hub: str, handler: EventletHandler) -> None:
+    lock = handler.lock_object()
+    assert lock.acquire() is True
+    got: List[bool] = []
+    waiter = eventlet.spawn(lambda: got.append(lock.acquire(timeout=5)))
+    until(lambda: lock._waiters, what="the waiter to park")
+    lock.release()  # hands the lock to the waiter
+    with eventlet.Timeout(5):
+        waiter.wait()
+    assert got == [True] and lock.locked()
+    lock.release()
 
 
 def test_Lock_non_blocking_acquire_refuses_any_timeout_even_a_negative_one(handler: EventletHandler) -> None:
@@ -437,23 +409,20 @@ def test_Lock_release_landing_between_acquires_two_checks_gives_that_acquire_the
     assert not lock._waiters
 
 
-def test_Lock_non_blocking_acquire_works_in_the_hubs_own_loop(in_hub: InHub, handler: EventletHandler) -> None:
+def test_Lock_non_blocking_acquire_works_in_the_hubs_own_loop(hub: str, handler: EventletHandler) -> None:
     """A hub timer callback (the hub greenlet, where nothing may block) may still try a
     held lock without blocking: it gets False, not the "cannot block" error."""
-    def body() -> None:
-        lock = handler.lock_object()
-        lock.acquire()
-        got: List[Any] = []
+    lock = handler.lock_object()
+    lock.acquire()
+    got: List[Any] = []
 
-        def in_hub_greenlet() -> None:
-            try:
-                got.append(lock.acquire(blocking=False))
-            except BaseException as exc:  # surfaced below
-                got.append(exc)
+    def in_hub_greenlet() -> None:
+        try:
+            got.append(lock.acquire(blocking=False))
+        except BaseException as exc:  # surfaced below
+            got.append(exc)
 
-        eventlet.hubs.get_hub().schedule_call_global(0, in_hub_greenlet)
-        until(lambda: got, what="the timer callback to run")
-        assert got == [False]
-        lock.release()
-
-    in_hub(body)
+    eventlet.hubs.get_hub().schedule_call_global(0, in_hub_greenlet)
+    until(lambda: got, what="the timer callback to run")
+    assert got == [False]
+    lock.release()

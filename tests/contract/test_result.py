@@ -7,154 +7,137 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import Caller, InHub, green_wait_native_thread, home_thread_ident, until
+from support import Caller, green_wait_native_thread, home_thread_ident, until, native_threading as _threading
 
-_threading: Any = patcher.original("threading")
+
+def _parked(result: Any) -> List[Any]:
+    """The callers parked on ``result``. White-box, on purpose: a test must act only once
+    its caller is parked, and nothing public says who waits (a sleep would only hope)."""
+    return list(result._waiters)
 
 
 def _park_then(caller: Caller, result: Any, action: Any) -> Any:
     """Once the test's green thread is parked on ``result``, run ``action`` from ``caller``."""
     if not caller.is_concurrent:
         return caller.run(action)
-    return caller.run(lambda: (until(lambda: result._waiters, what="the waiter to park"), action()))
+    return caller.run(lambda: (until(lambda: _parked(result), what="the waiter to park"), action()))
 
 
-def test_AsyncResult_set_wakes_green_waiter(in_hub: InHub, caller: Caller, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            done = _park_then(caller, result, lambda: result.set("value"))
-            assert result.get(timeout=5) == "value"
-            assert result.ready() and result.successful()
-            done.join()
-
-    in_hub(body)
+def test_AsyncResult_set_wakes_green_waiter(hub: str, caller: Caller, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        done = _park_then(caller, result, lambda: result.set("value"))
+        assert result.get(timeout=5) == "value"
+        assert result.ready() and result.successful()
+        done.join()
 
 
-def test_AsyncResult_set_exception_raises_in_waiter(in_hub: InHub, caller: Caller, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            done = _park_then(caller, result, lambda: result.set_exception(KeyError("boom")))
-            with pytest.raises(KeyError, match="boom"):
-                result.get(timeout=5)
-            assert result.ready() and not result.successful()
-            assert isinstance(result.exception, KeyError)
-            done.join()
-
-    in_hub(body)
+def test_AsyncResult_set_exception_raises_in_waiter(hub: str, caller: Caller, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        done = _park_then(caller, result, lambda: result.set_exception(KeyError("boom")))
+        with pytest.raises(KeyError, match="boom"):
+            result.get(timeout=5)
+        assert result.ready() and not result.successful()
+        assert isinstance(result.exception, KeyError)
+        done.join()
 
 
-def test_AsyncResult_set_wakes_1000_green_waiters(in_hub: InHub, caller: Caller, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            woke: List[Any] = []
-            waiters = [eventlet.spawn(lambda: woke.append(result.get(timeout=10))) for _ in range(1000)]
-            until(lambda: len(result._waiters) == 1000, what="all 1000 waiters to park")
-            caller.run(lambda: result.set(7)).join()
-            with eventlet.Timeout(10):
-                for waiter in waiters:
-                    waiter.wait()
-            assert woke == [7] * 1000
-
-    in_hub(body)
+def test_AsyncResult_set_wakes_1000_green_waiters(hub: str, caller: Caller, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        woke: List[Any] = []
+        waiters = [eventlet.spawn(lambda: woke.append(result.get(timeout=10))) for _ in range(1000)]
+        until(lambda: len(_parked(result)) == 1000, what="all 1000 waiters to park")
+        caller.run(lambda: result.set(7)).join()
+        with eventlet.Timeout(10):
+            for waiter in waiters:
+                waiter.wait()
+        assert woke == [7] * 1000
 
 
-def test_AsyncResult_native_waiter_wakes_on_set(in_hub: InHub, caller: Caller, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            got: List[Any] = []
-            parked = _threading.Event()
+def test_AsyncResult_native_waiter_wakes_on_set(hub: str, caller: Caller, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        got: List[Any] = []
+        parked = _threading.Event()
 
-            def native_waiter() -> None:
-                parked.set()
-                got.append(result.get(timeout=5))
+        def native_waiter() -> None:
+            parked.set()
+            got.append(result.get(timeout=5))
 
-            thread = _threading.Thread(target=native_waiter, daemon=True)
-            thread.start()
-            while not parked.is_set():
-                eventlet.sleep(0.001)
-            started_at = time.monotonic()
-            caller.run(lambda: result.set("x")).join()
-            green_wait_native_thread(thread, 5)
-            assert got == ["x"]
-            assert time.monotonic() - started_at < 4, "native waiter woke only near its timeout"
-
-    in_hub(body)
+        thread = _threading.Thread(target=native_waiter, daemon=True)
+        thread.start()
+        while not parked.is_set():
+            eventlet.sleep(0.001)
+        started_at = time.monotonic()
+        caller.run(lambda: result.set("x")).join()
+        green_wait_native_thread(thread, 5)
+        assert got == ["x"]
+        assert time.monotonic() - started_at < 4, "native waiter woke only near its timeout"
 
 
-def test_AsyncResult_rawlink_runs_once_on_completion_worker(in_hub: InHub, caller: Caller, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            calls: List[Any] = []
-            ran = handler.event_object()
+def test_AsyncResult_rawlink_runs_once_on_completion_worker(hub: str, caller: Caller, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        calls: List[Any] = []
+        ran = handler.event_object()
 
-            def link(res: Any) -> None:
-                calls.append((res.get(), _threading.get_ident()))
-                ran.set()
+        def link(res: Any) -> None:
+            calls.append((res.get(), _threading.get_ident()))
+            ran.set()
 
-            caller.run(lambda: result.rawlink(link)).join()
-            caller.run(lambda: result.set(1)).join()
-            assert ran.wait(5)
-            result.set(2)  # a second set wakes and calls nobody again
-            late = handler.event_object()
-            caller.run(lambda: result.rawlink(lambda res: late.set())).join()
-            assert late.wait(5)
-            assert calls == [(1, home_thread_ident(handler))]
-
-    in_hub(body)
+        caller.run(lambda: result.rawlink(link)).join()
+        caller.run(lambda: result.set(1)).join()
+        assert ran.wait(5)
+        result.set(2)  # a second set wakes and calls nobody again
+        late = handler.event_object()
+        caller.run(lambda: result.rawlink(lambda res: late.set())).join()
+        assert late.wait(5)
+        assert calls == [(1, home_thread_ident(handler))]
 
 
-def test_AsyncResult_unlink_before_set_skips_callback(in_hub: InHub, caller: Caller, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            calls: List[str] = []
-            marker = handler.event_object()
-            result.rawlink(lambda res: calls.append("removed"))
-            result.rawlink(lambda res: marker.set())
-            caller.run(lambda: result.unlink(result._links[0])).join()
-            caller.run(lambda: result.set(None)).join()
-            assert marker.wait(5)
-            assert calls == []
+def test_AsyncResult_unlink_before_set_skips_callback(hub: str, caller: Caller, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        calls: List[str] = []
+        marker = handler.event_object()
 
-    in_hub(body)
+        def removed(res: Any) -> None:
+            calls.append("removed")
+
+        result.rawlink(removed)
+        result.rawlink(lambda res: marker.set())
+        caller.run(lambda: result.unlink(removed)).join()
+        caller.run(lambda: result.set(None)).join()
+        assert marker.wait(5)
+        assert calls == []
 
 
-def test_AsyncResult_get_timeout_raises_timeout_exception(in_hub: InHub, started: Any) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            with pytest.raises(handler.timeout_exception, match=r"0\.05 s"):
+def test_AsyncResult_get_timeout_raises_timeout_exception(hub: str, started: Any) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        with pytest.raises(handler.timeout_exception, match=r"0\.05 s"):
+            result.get(timeout=0.05)
+        with pytest.raises(handler.timeout_exception, match="non-blocking"):
+            result.get_nowait()
+        assert result.wait(0.01) is False
+        assert issubclass(handler.timeout_exception, Exception)
+
+
+def test_AsyncResult_timeout_from_native_thread(started: Any, hub: str) -> None:
+    with started() as handler:
+        result = handler.async_result()
+        errors: List[BaseException] = []
+
+        def native() -> None:
+            try:
                 result.get(timeout=0.05)
-            with pytest.raises(handler.timeout_exception, match="non-blocking"):
-                result.get_nowait()
-            assert result.wait(0.01) is False
-            assert issubclass(handler.timeout_exception, Exception)
+            except BaseException as exc:
+                errors.append(exc)
 
-    in_hub(body)
-
-
-def test_AsyncResult_timeout_from_native_thread(started: Any, in_hub: InHub) -> None:
-    def body() -> None:
-        with started() as handler:
-            result = handler.async_result()
-            errors: List[BaseException] = []
-
-            def native() -> None:
-                try:
-                    result.get(timeout=0.05)
-                except BaseException as exc:
-                    errors.append(exc)
-
-            thread = _threading.Thread(target=native, daemon=True)
-            thread.start()
-            green_wait_native_thread(thread, 5)
-            assert len(errors) == 1 and isinstance(errors[0], handler.timeout_exception)
-
-    in_hub(body)
+        thread = _threading.Thread(target=native, daemon=True)
+        thread.start()
+        green_wait_native_thread(thread, 5)
+        assert len(errors) == 1 and isinstance(errors[0], handler.timeout_exception)

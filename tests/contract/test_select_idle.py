@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import eventlet
-from eventlet import hubs, patcher
+import pytest
+from eventlet import hubs
 
-from conftest import InHub
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._select import select
+from support import native_threading as _threading, native_time as _time, native_os as _os
 
-_threading: Any = patcher.original("threading")
-_time: Any = patcher.original("time")
-_os: Any = patcher.original("os")
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")
+
+
+@pytest.fixture
+def pipe() -> Iterator[Tuple[int, int]]:
+    rfd, wfd = os.pipe()
+    yield rfd, wfd
+    os.close(rfd)
+    os.close(wfd)
 
 
 def _later(delay: float, fn: Any, *args: Any) -> None:
@@ -40,58 +46,39 @@ def _recording_adds(hub: Any) -> List[int]:
     return added
 
 
-def test_idle_hub_select_waits_natively_and_answers(in_hub: InHub) -> None:
-    def body() -> Tuple[Any, List[int], int]:
-        bridge_of(hubs.get_hub(), create=True)
-        rfd, wfd = os.pipe()
-        added = _recording_adds(current_hub())
-        try:
-            _later(0.05, _os.write, wfd, b"x")
-            return select([rfd], [], [], 3.0), added, rfd
-        finally:
-            del current_hub().add
-            os.close(rfd)
-            os.close(wfd)
-
-    ready, added, rfd = in_hub(body)
+def test_idle_hub_select_waits_natively_and_answers(hub: str, pipe: Tuple[int, int]) -> None:
+    rfd, wfd = pipe
+    bridge_of(hubs.get_hub(), create=True)
+    added = _recording_adds(current_hub())
+    try:
+        _later(0.05, _os.write, wfd, b"x")
+        ready = select([rfd], [], [], 3.0)
+    finally:
+        del current_hub().add
     assert ready == ([rfd], [], [])
-    if in_hub.name in NATIVE_WAIT_HUBS:
+    if hub in NATIVE_WAIT_HUBS:
         assert rfd not in added  # no listener added and removed
 
 
-def test_bridge_call_wakes_the_native_select_and_runs_first(in_hub: InHub) -> None:
+def test_bridge_call_wakes_the_native_select_and_runs_first(hub: str, pipe: Tuple[int, int]) -> None:
     # Only a green thread the bridge starts can make the fd readable: a native poll
     # the bridge's fd did not wake would sit out the whole timeout.
-    def body() -> Tuple[Any, float, int]:
-        bridge = bridge_of(hubs.get_hub(), create=True)
-        rfd, wfd = os.pipe()
-        try:
-            _later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
-            started = time.monotonic()
-            ready = select([rfd], [], [], 3.0)
-            return ready, time.monotonic() - started, rfd
-        finally:
-            os.close(rfd)
-            os.close(wfd)
-
-    ready, elapsed, rfd = in_hub(body)
+    rfd, wfd = pipe
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    _later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
+    started = time.monotonic()
+    ready = select([rfd], [], [], 3.0)
+    elapsed = time.monotonic() - started
     assert ready == ([rfd], [], [])
     assert elapsed < 2.0
 
 
-def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(in_hub: InHub) -> None:
-    def body() -> Tuple[Any, float]:
-        bridge = bridge_of(hubs.get_hub(), create=True)
-        rfd, wfd = os.pipe()
-        try:
-            _later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
-            started = time.monotonic()
-            ready = select([rfd], [], [], 0.4)
-            return ready, time.monotonic() - started
-        finally:
-            os.close(rfd)
-            os.close(wfd)
-
-    ready, elapsed = in_hub(body)
+def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(hub: str, pipe: Tuple[int, int]) -> None:
+    rfd, _wfd = pipe
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    _later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+    started = time.monotonic()
+    ready = select([rfd], [], [], 0.4)
+    elapsed = time.monotonic() - started
     assert ready == ([], [], [])
     assert 0.35 <= elapsed < 0.6  # the time left (0.1 s), not a fresh 0.4 s, nor nothing

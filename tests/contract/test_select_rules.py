@@ -10,63 +10,56 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
-from conftest import InHub, fill_send_buffer
+from support import fill_send_buffer, native_threading as _threading
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._select import FAIR_EVERY, select
 
-_threading: Any = patcher.original("threading")
-_time: Any = patcher.original("time")
 
 
-def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(in_hub: InHub) -> None:
+def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(hub: str) -> None:
     """Rule 4: a caller looping on an fd that is always ready gets its answers without a
     switch, but every ``FAIR_EVERY`` of them the hub's other green threads run, however
     long the loop goes on: about 10 turns for the ticker in 10 x FAIR_EVERY selects, not
     none after the first few, and not one per select."""
-    def body() -> int:
-        a, b = socket.socketpair()
-        try:
-            b.send(b"x")  # a stays readable
-            ticks = [0]
-            stop = [False]
+    a, b = socket.socketpair()
+    try:
+        b.send(b"x")  # a stays readable
+        ticks = [0]
+        stop = [False]
 
-            def ticker() -> None:
-                while not stop[0]:
-                    ticks[0] += 1
-                    eventlet.sleep(0)
+        def ticker() -> None:
+            while not stop[0]:
+                ticks[0] += 1
+                eventlet.sleep(0)
 
-            eventlet.spawn_n(ticker)
-            eventlet.sleep(0)
-            before = ticks[0]
-            rounds = 10 * FAIR_EVERY
-            for _ in range(rounds):
-                assert select([a], [], [], 5)[0] == [a]
-            stop[0] = True
-            return ticks[0] - before
-        finally:
-            a.close()
-            b.close()
-
-    turns = in_hub(body)
+        eventlet.spawn_n(ticker)
+        eventlet.sleep(0)
+        before = ticks[0]
+        rounds = 10 * FAIR_EVERY
+        for _ in range(rounds):
+            assert select([a], [], [], 5)[0] == [a]
+        stop[0] = True
+        turns = ticks[0] - before
+    finally:
+        a.close()
+        b.close()
     assert 9 <= turns <= 40, f"the ticker ran {turns} times during {10 * FAIR_EVERY} ready selects"
 
 
-def test_select_in_a_busy_hub_waits_green(in_hub: InHub) -> None:
+def test_select_in_a_busy_hub_waits_green(hub: str) -> None:
     """Rule 8 is for an idle hub only: with a green thread due to run (a timer), select
     waits green, so that green thread runs and can make the fd ready."""
-    def body() -> Any:
-        bridge_of(hubs.get_hub(), create=True)
-        a, b = socket.socketpair()
-        try:
-            eventlet.spawn_after(0.05, b.send, b"x")  # only the hub can run it
-            return select([a], [], [], 3.0)[0] == [a]
-        finally:
-            a.close()
-            b.close()
-
-    assert in_hub(body), "select waited natively in a busy hub: the green writer never ran"
+    bridge_of(hubs.get_hub(), create=True)
+    a, b = socket.socketpair()
+    try:
+        eventlet.spawn_after(0.05, b.send, b"x")  # only the hub can run it
+        ready = select([a], [], [], 3.0)[0]
+    finally:
+        a.close()
+        b.close()
+    assert ready == [a], "select waited natively in a busy hub: the green writer never ran"
 
 
 class _ClosedEnd:

@@ -18,12 +18,10 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from eventlet import patcher
 
-from conftest import InHub, green_wait_native_thread
+from support import green_wait_native_thread, native_threading as _threading
 from eventlet_handler import EventletHandler
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,108 +98,96 @@ def _send_from_everywhere(writer: Any, total: int, reader_loop: Any = None) -> f
 
 
 def test_WakeWriter_send_never_blocks_at_100k_from_green_and_native_threads(
-    in_hub: InHub, eventlet_handler: EventletHandler
+    hub: str, eventlet_handler: EventletHandler
 ) -> None:
-    def body() -> None:
-        reader, writer = eventlet_handler.create_socket_pair()
-        try:
-            longest = _send_from_everywhere(writer, TOTAL_SENDS)
-            # Nobody read: a socketpair would have filled after ~278 sends.
-            assert reader.tokens_pending() == TOTAL_SENDS
-            assert _drain(reader) == TOTAL_SENDS
-            assert longest < 2.0, f"one send took {longest:.3f} s: it blocked"  # margin for a loaded 2-core machine
-        finally:
-            reader.close()
-            writer.close()
-
-    in_hub(body)
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        longest = _send_from_everywhere(writer, TOTAL_SENDS)
+        # Nobody read: a socketpair would have filled after ~278 sends.
+        assert reader.tokens_pending() == TOTAL_SENDS
+        assert _drain(reader) == TOTAL_SENDS
+        assert longest < 2.0, f"one send took {longest:.3f} s: it blocked"  # margin for a loaded 2-core machine
+    finally:
+        reader.close()
+        writer.close()
 
 
 def test_WakeReader_recv_counts_exactly_while_senders_and_reader_race(
-    in_hub: InHub, eventlet_handler: EventletHandler
+    hub: str, eventlet_handler: EventletHandler
 ) -> None:
     """A reader selecting and receiving concurrently with all senders gets every token
     exactly once: kazoo sends one queued request per byte, so a lost or duplicated token
     is a stranded or phantom request."""
 
-    def body() -> None:
-        reader, writer = eventlet_handler.create_socket_pair()
-        received = [0]
-        senders_done = eventlet.event.Event()
+    reader, writer = eventlet_handler.create_socket_pair()
+    received = [0]
+    senders_done = eventlet.event.Event()
 
-        def read_all() -> None:
-            while received[0] < TOTAL_SENDS:
-                ready, _, _ = eventlet_handler.select([reader], [], [], 5.0)
-                if not ready:
-                    assert senders_done.ready(), "select timed out with tokens still coming"
-                    continue
-                received[0] += _drain(reader)
+    def read_all() -> None:
+        while received[0] < TOTAL_SENDS:
+            ready, _, _ = eventlet_handler.select([reader], [], [], 5.0)
+            if not ready:
+                assert senders_done.ready(), "select timed out with tokens still coming"
+                continue
+            received[0] += _drain(reader)
 
-        reading = eventlet.spawn(read_all)
-        try:
-            _send_from_everywhere(writer, TOTAL_SENDS)
-            senders_done.send()
-            with eventlet.Timeout(30):
-                reading.wait()
-            assert received[0] == TOTAL_SENDS
-            assert reader.tokens_pending() == 0
-            with pytest.raises(BlockingIOError):
-                reader.recv(1)
-            ready, _, _ = eventlet_handler.select([reader], [], [], 0.05)
-            assert ready == [], "the read end is readable with no token pending"
-        finally:
-            reading.kill()
-            reader.close()
-            writer.close()
-
-    in_hub(body)
+    reading = eventlet.spawn(read_all)
+    try:
+        _send_from_everywhere(writer, TOTAL_SENDS)
+        senders_done.send()
+        with eventlet.Timeout(30):
+            reading.wait()
+        assert received[0] == TOTAL_SENDS
+        assert reader.tokens_pending() == 0
+        with pytest.raises(BlockingIOError):
+            reader.recv(1)
+        ready, _, _ = eventlet_handler.select([reader], [], [], 0.05)
+        assert ready == [], "the read end is readable with no token pending"
+    finally:
+        reading.kill()
+        reader.close()
+        writer.close()
 
 
 @pytest.mark.parametrize("closer", ["green", "native"])
 def test_WakeWriter_close_wakes_reader_blocked_in_select(
-    in_hub: InHub, eventlet_handler: EventletHandler, closer: str
+    hub: str, eventlet_handler: EventletHandler, closer: str
 ) -> None:
-    def body() -> None:
-        reader, writer = eventlet_handler.create_socket_pair()
-        try:
-            if closer == "green":
-                eventlet.spawn_after(0.1, writer.close)
-            else:
-                timer = _threading.Timer(0.1, writer.close)
-                timer.daemon = True
-                timer.start()
-            began = time.monotonic()
-            ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
-            waited = time.monotonic() - began
-            assert ready == [reader], "select returned without the closed pair's read end"
-            assert waited < 5.0
-            assert reader.recv(1) == b"", "recv after the writer closed is EOF"
-        finally:
-            reader.close()
-            writer.close()
-
-    in_hub(body)
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        if closer == "green":
+            eventlet.spawn_after(0.1, writer.close)
+        else:
+            timer = _threading.Timer(0.1, writer.close)
+            timer.daemon = True
+            timer.start()
+        began = time.monotonic()
+        ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
+        waited = time.monotonic() - began
+        assert ready == [reader], "select returned without the closed pair's read end"
+        assert waited < 5.0
+        assert reader.recv(1) == b"", "recv after the writer closed is EOF"
+    finally:
+        reader.close()
+        writer.close()
 
 
 def test_WakeReader_close_wakes_its_own_select_then_raises_EBADF(
-    in_hub: InHub, eventlet_handler: EventletHandler
+    hub: str, eventlet_handler: EventletHandler
 ) -> None:
-    def body() -> None:
-        reader, writer = eventlet_handler.create_socket_pair()
-        try:
-            timer = _threading.Timer(0.1, reader.close)
-            timer.daemon = True
-            timer.start()
-            ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
-            assert ready == [reader]
-            with pytest.raises(OSError) as info:
-                reader.recv(1)
-            assert info.value.errno == errno.EBADF
-        finally:
-            reader.close()
-            writer.close()
-
-    in_hub(body)
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        timer = _threading.Timer(0.1, reader.close)
+        timer.daemon = True
+        timer.start()
+        ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
+        assert ready == [reader]
+        with pytest.raises(OSError) as info:
+            reader.recv(1)
+        assert info.value.errno == errno.EBADF
+    finally:
+        reader.close()
+        writer.close()
 
 
 def test_wake_pair_tokens_sent_before_close_are_still_received(eventlet_handler: EventletHandler) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventlet import patcher
 
 from eventlet_handler import EventletHandler
-
-_select: Any = patcher.original("select")
+from support import native_select as _select
 
 
 def readable(reader: Any) -> bool:

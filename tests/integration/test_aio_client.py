@@ -20,18 +20,17 @@ from typing import Any, Iterator, List
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 from eventlet.hubs.asyncio import Hub as AsyncioHub
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, SessionExpiredError
 from kazoo.recipe.lock import Lock
 
 from awaiters import AWAITERS, Awaiter
-from conftest import MONKEY_PATCHED
+from support import MONKEY_PATCHED, native_threading as _threading
 from eventlet_handler import EventletHandler, aio
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(120)
 WAIT = 30.0
@@ -118,7 +117,7 @@ def test_watches_through_async_for(kazoo_client: KazooClient, root: str, awaiter
         await client.set_async(node, b"after")  # the next change ends kazoo's watches
         await client.create_async(f"{root}/another")
         for _ in range(1000):  # the loop still runs: nothing but leaving stopped them
-            if all(w._stopped for w in kazoo_watches):
+            if all(w._stopped for w in kazoo_watches):  # kazoo's watches say so only privately
                 return True
             await asyncio.sleep(0.01)
         return False

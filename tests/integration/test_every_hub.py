@@ -3,7 +3,7 @@
 The other integration tests run on the process's hub (epolls, or asyncio in the
 ``EVENTLET_HUB=asyncio`` process). Here each case runs in a fresh native thread
 whose hub is ``epolls``, ``poll``, ``selects`` or ``asyncio`` (the contract
-suite's ``in_hub`` axis), in both handler modes, so the connection loop's
+suite's ``hub`` axis), in both handler modes, so the connection loop's
 ``select``, the wake pair and the bridge meet every hub with a real server.
 Only in the unpatched default process: per-thread hubs and monkey patching do
 not mix, and the asyncio process would repeat the same cases.
@@ -19,7 +19,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.recipe.lock import Lock
 
-from conftest import MONKEY_PATCHED, InHub
+from support import MONKEY_PATCHED
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
@@ -85,6 +85,7 @@ def _exercise(hosts: str, mode: str) -> None:
         handler.stop(timeout=10)
 
 
+@pytest.mark.hub_timeout(60)
 @pytest.mark.parametrize("mode", ["shared", "isolated"])
-def test_client_works_on_every_hub(in_hub: InHub, mode: str, zookeeper_server: ZooKeeperServer) -> None:
-    in_hub(lambda: _exercise(zookeeper_server.hosts, mode), timeout=60)
+def test_client_works_on_every_hub(hub: str, mode: str, zookeeper_server: ZooKeeperServer) -> None:
+    _exercise(zookeeper_server.hosts, mode)

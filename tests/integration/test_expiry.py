@@ -20,6 +20,7 @@ from kazoo.protocol.states import KazooState
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import kazoo_socket
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -163,7 +164,7 @@ def test_session_expiry_under_load_listeners_see_LOST_then_CONNECTED(
 
 def _drop_connection(client: KazooClient) -> None:
     """Cut the client's TCP connection as a network fault would (both directions)."""
-    client._connection._socket.shutdown(socket.SHUT_RDWR)
+    kazoo_socket(client).shutdown(socket.SHUT_RDWR)
 
 
 def test_connection_loss_during_get_async_flood_leaves_nothing_pending(make_client: Any) -> None:

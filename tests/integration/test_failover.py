@@ -29,6 +29,7 @@ from kazoo.protocol.states import EventType, KazooState
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import EnsembleMember, ZooKeeperEnsemble, zookeeper_available
+from support import kazoo_socket
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -78,7 +79,7 @@ def verifier(ensemble: ZooKeeperEnsemble) -> Iterator[Any]:
 
 
 def connected_member(client: KazooClient, ensemble: ZooKeeperEnsemble) -> EnsembleMember:
-    return ensemble.member_by_port(client._connection._socket.getpeername()[1])
+    return ensemble.member_by_port(kazoo_socket(client).getpeername()[1])
 
 
 class Writers:

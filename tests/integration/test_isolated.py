@@ -37,9 +37,8 @@ from eventlet_handler import EventletHandler
 from eventlet_handler._hubthread import shutdown_current_hub
 from eventlet_handler.config import MODE_ENV
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import native_threading as _threading, native_thread as _thread
 
-_threading: Any = patcher.original("threading")
-_thread: Any = patcher.original("_thread")
 
 pytestmark = pytest.mark.timeout(90)
 

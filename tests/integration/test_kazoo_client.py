@@ -20,7 +20,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
 
-from conftest import MONKEY_PATCHED
+from support import MONKEY_PATCHED, kazoo_socket
 from eventlet_handler import EventletHandler
 
 
@@ -285,6 +285,7 @@ def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, r
 
     session = client.client_id[0]
     client.add_listener(listener)
+    # kazoo's private request path: no public call sends this drop request.
     client._call(_CONNECTION_DROP, client.handler.async_result())
     assert back.wait(20), f"states seen: {states}"
     assert states[0] == KazooState.SUSPENDED
@@ -296,7 +297,7 @@ def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, r
 def test_live_clients_wake_pair_has_the_socket_api(kazoo_client: KazooClient, root: str) -> None:
     """Diagnostics written against kazoo's other handlers call the socket API on the
     connection's wake pair (issue 9, item 2: ``getsockname()`` raised AttributeError)."""
-    connection = kazoo_client._connection
+    connection = kazoo_client._connection  # kazoo holds its wake pair privately
     for end in (connection._read_sock, connection._write_sock):
         assert end.getsockname() == "" and end.family == socket.AF_UNIX and end.fileno() >= 0
     kazoo_client.create(f"{root}/after-getsockname", b"x")  # the pair still wakes the loop
@@ -333,7 +334,7 @@ def test_blocked_watch_callback_does_not_block_session_reestablishment(
         assert holding.wait(10), "the watch callback did not start"
         kazoo_client.add_listener(listener)
         session = kazoo_client.client_id[0]
-        kazoo_client._connection._socket.shutdown(2)  # drop the connection under kazoo
+        kazoo_socket(kazoo_client).shutdown(2)  # drop the connection under kazoo
         assert reconnected.wait(20), f"no reconnect while the watch worker was held: {states}"
         # ensure_path completes through rawlink callbacks (the completion worker)
         kazoo_client.ensure_path_async(f"{root}/after/reconnect").get(timeout=10)

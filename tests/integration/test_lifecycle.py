@@ -23,8 +23,8 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 from eventlet_handler import EventletHandler
 from eventlet_handler.config import MODE_ENV
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import home_retired, home_thread, native_threading as _threading
 
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -56,6 +56,7 @@ def test_tree_cache_keeps_delivering_events_after_client_stop_and_start(
     handler = EventletHandler(mode)
     client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
     client.start(timeout=WAIT)
+    home = home_thread(handler)
     base = f"/lifecycle/{uuid.uuid4().hex}"
     client.ensure_path(base)
     events = handler.queue_impl()
@@ -77,7 +78,7 @@ def test_tree_cache_keeps_delivering_events_after_client_stop_and_start(
         client.stop()
         client.close()
     handler.stop(timeout=WAIT)  # TreeCache's loop ended with close(): the home retires
-    assert handler._home is None, f"{handler!r} kept its home after everything ended"
+    assert home_retired(handler, home), f"{handler!r} kept its home after everything ended"
 
 
 def test_auto_client_started_in_a_native_thread_without_a_hub(

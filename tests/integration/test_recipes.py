@@ -25,6 +25,8 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 from kazoo.recipe.lease import NonBlockingLease
 from kazoo.recipe.partitioner import SetPartitioner
 
+from support import kazoo_socket
+
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 6.0
@@ -58,7 +60,7 @@ def _drop(client: KazooClient) -> None:
     client.add_listener(listener)
     try:
         session = client.client_id
-        client._connection._socket.shutdown(socket.SHUT_RDWR)
+        kazoo_socket(client).shutdown(socket.SHUT_RDWR)
         assert suspended.wait(WAIT), "the dropped connection was not noticed"
         _until(lambda: client.state == KazooState.CONNECTED, "reconnect after the drop")
         assert client.client_id[0] == session[0], "the drop was not survived with the same session"

@@ -9,18 +9,17 @@ import gc
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import eventlet
 import greenlet
 import pytest
-from eventlet import patcher
 from kazoo.client import KazooClient
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import native_threading as _threading
 
-_threading: Any = patcher.original("threading")
 
 HANDLER_CYCLES = 1000
 CLIENT_CYCLES = 200

@@ -26,14 +26,12 @@ from typing import Any, Optional
 
 import eventlet
 import pytest
-from eventlet import patcher
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import native_socket as _socket, native_threading as _threading
 
-_socket: Any = patcher.original("socket")
-_threading: Any = patcher.original("threading")
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -24,6 +24,7 @@ from kazoo.protocol.states import EventType, KazooState
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import TLSMaterial, ZooKeeperServer, zookeeper_available
+from support import kazoo_socket
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -73,7 +74,7 @@ def test_tls_connect_crud_and_watch(
     client = clients(tls_server.secure_hosts, use_ssl=True, ca=material.ca_cert, verify_certs=True, **extra)
     client.start(timeout=CONNECT_TIMEOUT)
     assert client.state == KazooState.CONNECTED
-    sock = client._connection._socket
+    sock = kazoo_socket(client)
     assert isinstance(sock, ssl.SSLSocket) or hasattr(sock, "getpeercert"), f"not a TLS socket: {sock!r}"
     assert sock.getpeercert(), "the server certificate was not verified"
 

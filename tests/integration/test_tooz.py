@@ -12,7 +12,7 @@ from typing import Any
 import eventlet
 import pytest
 
-from conftest import import_or_skip  # noqa: E402
+from support import import_or_skip
 
 tooz_coordination = import_or_skip("tooz.coordination")
 
@@ -85,12 +85,18 @@ def coordinators(request: pytest.FixtureRequest, zookeeper: ZooKeeperServer) -> 
             _stop_bounded(coordinator)
 
 
+def _kazoo_client(coordinator: Any) -> Any:
+    """The KazooClient under a tooz coordinator: tooz's KazooDriver keeps it in its
+    private ``_coord`` and offers no public accessor (kazoo's side of the backend)."""
+    return coordinator._coord
+
+
 def _stop_bounded(coordinator: Any) -> None:
     try:
         with eventlet.Timeout(STOP_TIMEOUT):
             coordinator.stop()
     except eventlet.Timeout:
-        pytest.fail(f"coordinator.stop() did not return within {STOP_TIMEOUT} s ({coordinator._coord.handler!r})")
+        pytest.fail(f"coordinator.stop() did not return within {STOP_TIMEOUT} s ({_kazoo_client(coordinator).handler!r})")
 
 
 def unique(prefix: str) -> bytes:
@@ -107,8 +113,8 @@ def test_backend_runs_tooz_driver_on_our_handler_without_deprecation_warnings() 
         warnings.simplefilter("always")
         coordinator = make_coordinator("127.0.0.1:1", b"m")
     assert isinstance(coordinator, KazooDriver)
-    assert type(coordinator._coord.handler) is EventletHandler
-    assert not coordinator._coord.handler.running  # constructing starts nothing
+    assert type(_kazoo_client(coordinator).handler) is EventletHandler
+    assert not _kazoo_client(coordinator).handler.running  # constructing starts nothing
     deprecations = [w for w in caught if "deprecated" in str(w.message).lower() and "tooz" in w.filename]
     assert deprecations == []
 
@@ -125,7 +131,7 @@ def test_backend_reads_handler_options_from_the_url(
     query: str, handler_type: type, mode: str, threshold: float | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EVENTLET_HANDLER_SLOW_CALLBACK_THRESHOLD", raising=False)
-    handler = make_coordinator("127.0.0.1:1", b"m", query)._coord.handler
+    handler = _kazoo_client(make_coordinator("127.0.0.1:1", b"m", query)).handler
     assert type(handler) is handler_type
     assert handler.options.mode == mode
     assert handler.options.slow_callback_threshold == threshold
@@ -239,7 +245,7 @@ def test_timeout_exception_is_caught_the_way_tooz_catches_it(
     coordinator = coordinators[0]
     group = unique("slow")
     coordinator.create_group(group).get(timeout=WAIT)
-    assert issubclass(coordinator._coord.handler.timeout_exception, Exception)
+    assert issubclass(_kazoo_client(coordinator).handler.timeout_exception, Exception)
     zookeeper.pause()
     try:
         pending = coordinator.get_members(group)
@@ -247,7 +253,7 @@ def test_timeout_exception_is_caught_the_way_tooz_catches_it(
             pending.get(timeout=0.2)
     finally:
         zookeeper.resume()
-    assert isinstance(info.value.__cause__, coordinator._coord.handler.timeout_exception)
+    assert isinstance(info.value.__cause__, _kazoo_client(coordinator).handler.timeout_exception)
     assert pending.get(timeout=WAIT) == set()  # the same request, answered once resumed
 
 
@@ -261,9 +267,9 @@ def test_start_timeout_becomes_tooz_connection_error(mode: str) -> None:
     coordinator = tooz_coordination.get_coordinator(f"{SCHEME}://127.0.0.1:{port}?timeout=1&mode={mode}", b"m")
     with pytest.raises(tooz_coordination.ToozConnectionError) as info, eventlet.Timeout(STOP_TIMEOUT):
         coordinator.start()  # kazoo stops the client itself before raising
-    assert isinstance(info.value.__cause__, coordinator._coord.handler.timeout_exception)
-    coordinator._coord.stop()
-    coordinator._coord.close()
+    assert isinstance(info.value.__cause__, _kazoo_client(coordinator).handler.timeout_exception)
+    _kazoo_client(coordinator).stop()
+    _kazoo_client(coordinator).close()
 
 
 # -- auto mode, per start, from every kind of thread at once (issue 9.5) ----------------
@@ -305,7 +311,7 @@ def test_auto_mode_tooz_workload_from_executor_workers_green_threads_and_main(
                 inside.append(label)
                 assert len(inside) == 1, f"two holders at once: {inside}"
                 entered.append(label)
-            coordinator._coord.exists("/")  # a round trip while holding it
+            _kazoo_client(coordinator).exists("/")  # a round trip while holding it
         finally:
             with guard:
                 inside.remove(label)
@@ -317,7 +323,7 @@ def test_auto_mode_tooz_workload_from_executor_workers_green_threads_and_main(
             coordinator = make_coordinator(zookeeper.hosts, label.encode())
             coordinator.start()
             try:
-                handler = coordinator._coord.handler
+                handler = _kazoo_client(coordinator).handler
                 expected = "shared" if patched and not no_hub else "isolated"
                 assert handler.mode == expected, f"{label}: {handler!r} (no hub: {no_hub})"
                 critical(coordinator, label)

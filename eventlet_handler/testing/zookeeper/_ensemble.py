@@ -18,7 +18,7 @@ from pathlib import Path
 from . import _process
 from ._java import DEFAULT_JAR_DIR, DEFAULT_JVM_FLAGS, QUORUM_MAIN, java_command
 from ._process import LOOPBACK, STOP_GRACE
-from ._server import START_ATTEMPTS, ServerBase, StartedInWith, start_with_retry
+from ._server import START_ATTEMPTS, JvmSettings, ServerBase, StartedInWith, start_with_retry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +104,7 @@ class EnsembleMember(ServerBase):
         return f"<EnsembleMember id={self.server_id} port={port} pid={self.pid} log={self.log_path}>"
 
 
-class ZooKeeperEnsemble(StartedInWith):
+class ZooKeeperEnsemble(JvmSettings, StartedInWith):
     """An N-node ZooKeeper quorum on loopback (``server.N`` lines, one ``myid`` per member)."""
 
     def __init__(
@@ -118,10 +118,9 @@ class ZooKeeperEnsemble(StartedInWith):
     ) -> None:
         if size < 1:
             raise ValueError(f"an ensemble needs at least one member, got size={size}")
-        self.tick_time_ms = tick_time_ms
-        self.jar_dir = jar_dir
-        self.jvm_flags: tuple[str, ...] = tuple(jvm_flags)
-        self.extra_config: dict[str, str] = dict(extra_config or {})
+        super().__init__(
+            tick_time_ms=tick_time_ms, jar_dir=jar_dir, extra_config=extra_config, jvm_flags=jvm_flags
+        )
         self._root: Path | None = None
         self.members: list[EnsembleMember] = [EnsembleMember(self, i + 1) for i in range(size)]
         self.last_start_seconds: float | None = None

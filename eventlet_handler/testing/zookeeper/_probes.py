@@ -1,7 +1,7 @@
 """Asking a server what it is: four-letter words, their replies, a TLS handshake, the log.
 
-Blocking socket calls with a timeout each (Rule 1 of the harness: every wait is
-bounded); any thread.
+Blocking socket calls with a timeout each (the harness never waits without a bound);
+any thread.
 """
 
 from __future__ import annotations

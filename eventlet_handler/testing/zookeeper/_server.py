@@ -93,10 +93,24 @@ class StartedInWith:
         self.stop()
 
 
-class ServerBase:
-    """One JVM, its config, its probes, and the faults a test may inject (by PID)."""
+def poll_until(ready: Callable[[], bool], deadline: float, timed_out: Callable[[], Exception]) -> None:
+    """Call ``ready()`` every ``POLL_INTERVAL`` until it is true; at ``deadline``, raise
+    ``timed_out()``. An exception from ``ready()`` ends the wait too."""
+    while not ready():
+        if time.monotonic() >= deadline:
+            raise timed_out()
+        time.sleep(POLL_INTERVAL)
 
-    _main_class: str = STANDALONE_MAIN
+
+def assigned_port(owner: object, port: int | None, what: str) -> int:
+    """``port``, once ``start()`` assigned it; before, a ``RuntimeError`` naming ``owner``."""
+    if port is None:
+        raise RuntimeError(f"{owner!r} has no {what} yet: call start() (or use `with`) first")
+    return port
+
+
+class JvmSettings:
+    """What a server and an ensemble both take: tick time, jars, extra config, JVM flags."""
 
     def __init__(
         self,
@@ -112,22 +126,27 @@ class ServerBase:
         self.jar_dir = jar_dir
         self.jvm_flags: tuple[str, ...] = tuple(jvm_flags)
         self.extra_config: dict[str, str] = dict(extra_config or {})
-        self._process: JavaProcess | None = None
-        self._port: int | None = None
-        self._root: Path | None = None
-        self._owned_temp_dir: Path | None = None  # what the watchdog removes if we die
-        self._paused = False
-        self._log_offset = 0  # where the current run's part of the log starts
-        self.last_start_seconds: float | None = None
+
+
+class ServerBase(JvmSettings):
+    """One JVM, its config, its probes, and the faults a test may inject (by PID)."""
+
+    _main_class: str = STANDALONE_MAIN
+    # Per-instance state, its value before the first start (assigned on the instance).
+    _process: JavaProcess | None = None
+    _port: int | None = None
+    _root: Path | None = None
+    _owned_temp_dir: Path | None = None  # what the watchdog removes if we die
+    _paused = False
+    _log_offset = 0  # where the current run's part of the log starts
+    last_start_seconds: float | None = None
 
     # -- public properties ---------------------------------------------------
 
     @property
     def port(self) -> int:
         """The plain client port on 127.0.0.1 (assigned at the first ``start()``)."""
-        if self._port is None:
-            raise RuntimeError(f"{self!r} has no port yet: call start() (or use `with`) first")
-        return self._port
+        return assigned_port(self, self._port, "port")
 
     @property
     def hosts(self) -> str:
@@ -136,10 +155,12 @@ class ServerBase:
 
     @property
     def pid(self) -> int | None:
-        """PID of the running java process, or None when stopped."""
-        if self._process is None or self._process.exit_code() is not None:
+        """PID of the running java process, or None when stopped. Any thread: read once,
+        as another thread's stop() or kill() may take the process meanwhile."""
+        process = self._process
+        if process is None or process.exit_code() is not None:
             return None
-        return self._process.pid
+        return process.pid
 
     @property
     def running(self) -> bool:
@@ -210,10 +231,10 @@ class ServerBase:
             _process.stop_all([process], timeout, signum=signal.SIGKILL)
 
     def _running_process(self, action: str) -> JavaProcess:
-        if not self.running:
+        process = self._process  # once: see pid
+        if process is None or process.exit_code() is not None:
             raise RuntimeError(f"cannot {action} {self!r}: it is not running (call start() first)")
-        assert self._process is not None
-        return self._process
+        return process
 
     # -- lifecycle (for the topology classes) ----------------------------------
 
@@ -236,22 +257,22 @@ class ServerBase:
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         """Poll until ready (Rule 2); raise with the log tail on exit or at ``deadline``."""
-        assert self._process is not None
-        while True:
-            code = self._process.exit_code()
+        process = self._process
+        assert process is not None
+
+        def ready() -> bool:
+            code = process.exit_code()
             if code is not None:
-                self._process.finish_stop()
+                process.finish_stop()
                 tail = _probes.log_tail(self.log_path, since=self._log_offset)
                 error = PortClash if _probes.PORT_CLASH.search(tail) else ZooKeeperStartError
                 raise error(f"{self!r}: java exited with code {code} while starting. Log tail:\n{tail}")
-            if _probes.is_our_server(self.port, str(self.data_dir), self._ready_modes(), PROBE_TIMEOUT):
-                return
-            if time.monotonic() >= deadline:
-                raise ZooKeeperStartError(
-                    f"{self!r} was not ready within {timeout:.1f}s (waited for ruok=imok, a serving "
-                    f"mode in srvr, and our dataDir in conf). Log tail:\n{self.log_tail()}"
-                )
-            time.sleep(POLL_INTERVAL)
+            return _probes.is_our_server(self.port, str(self.data_dir), self._ready_modes(), PROBE_TIMEOUT)
+
+        poll_until(ready, deadline, lambda: ZooKeeperStartError(
+            f"{self!r} was not ready within {timeout:.1f}s (waited for ruok=imok, a serving "
+            f"mode in srvr, and our dataDir in conf). Log tail:\n{self.log_tail()}"
+        ))
 
     def _take_process(self) -> JavaProcess | None:
         """Detach the JVM (to stop it); the server counts as stopped from here on."""

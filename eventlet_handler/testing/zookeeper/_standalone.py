@@ -6,7 +6,6 @@ across ``stop(keep_data=True)``/``kill()`` and ``start()``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,15 @@ from . import _probes, _process
 from ._errors import ZooKeeperStartError
 from ._java import DEFAULT_JAR_DIR, DEFAULT_JVM_FLAGS, java_command
 from ._process import LOOPBACK, STOP_GRACE
-from ._server import POLL_INTERVAL, PROBE_TIMEOUT, START_ATTEMPTS, ServerBase, StartedInWith, start_with_retry
+from ._server import (
+    PROBE_TIMEOUT,
+    START_ATTEMPTS,
+    ServerBase,
+    StartedInWith,
+    assigned_port,
+    poll_until,
+    start_with_retry,
+)
 
 if TYPE_CHECKING:  # cryptography is imported only when TLS is asked for
     from ._tls import TLSMaterial
@@ -53,9 +60,7 @@ class ZooKeeperServer(ServerBase, StartedInWith):
         """The TLS client port; raises unless created with ``tls=True`` and started."""
         if not self.tls:
             raise RuntimeError(f"{self!r} was created with tls=False: pass tls=True for a TLS port")
-        if self._secure_port is None:
-            raise RuntimeError(f"{self!r} has no TLS port yet: call start() (or use `with`) first")
-        return self._secure_port
+        return assigned_port(self, self._secure_port, "TLS port")
 
     @property
     def secure_hosts(self) -> str:
@@ -117,17 +122,18 @@ class ZooKeeperServer(ServerBase, StartedInWith):
         """The TLS factory binds after the plain one: wait until a TLS handshake succeeds."""
         if not self.tls:
             return
-        assert self.tls_material is not None
-        while True:
-            error = _probes.tls_handshake_error(self.secure_port, self.tls_material.ca_cert, PROBE_TIMEOUT)
-            if error is None:
-                return
-            if time.monotonic() >= deadline:
-                raise ZooKeeperStartError(
-                    f"{self!r}: no TLS handshake on port {self.secure_port} within {timeout:.1f}s "
-                    f"(last error: {error}). Log tail:\n{self.log_tail()}"
-                )
-            time.sleep(POLL_INTERVAL)
+        material = self.tls_material
+        assert material is not None
+        errors: list[str | None] = [None]
+
+        def handshakes() -> bool:
+            errors[0] = _probes.tls_handshake_error(self.secure_port, material.ca_cert, PROBE_TIMEOUT)
+            return errors[0] is None
+
+        poll_until(handshakes, deadline, lambda: ZooKeeperStartError(
+            f"{self!r}: no TLS handshake on port {self.secure_port} within {timeout:.1f}s "
+            f"(last error: {errors[0]}). Log tail:\n{self.log_tail()}"
+        ))
 
     def _settings(self) -> dict[str, str]:
         settings = super()._settings()

@@ -1,4 +1,5 @@
-"""Kills a server's JVM when the Python process that started it dies (Rule 2 of the harness).
+"""Kills a server's JVM when the Python process that started it dies (no java outlives
+the Python process: see :mod:`._process`).
 
 Run by :mod:`._process` as a script, ``python -I -S _watchdog.py PID MARKER TEMP_DIR``,
 with a pipe on stdin whose write end only the test process holds: it blocks until that
