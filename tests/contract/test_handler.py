@@ -26,6 +26,7 @@ from support import (
     until,
 )
 from eventlet_handler import EventletHandler
+from eventlet_handler._hubs import current_hub
 
 
 def _callback(func: Any, *args: Any) -> Callback:
@@ -509,3 +510,36 @@ def test_EventletHandler_start_while_a_stop_requested_by_a_callback_drains_waits
         assert ran.wait(5), "a callback did not run after the restart"
     finally:
         handler.stop(timeout=10)
+
+
+def test_EventletHandler_dispatch_from_the_home_hub_takes_no_bridge_call(hub: str) -> None:
+    """Handler rule 3's fast path: a callback dispatched from the home hub itself, with
+    nothing pending in the bridge, goes straight into its worker's queue."""
+    handler = EventletHandler("shared")  # the test's hub is the home hub
+    handler.start()
+    try:
+        home = handler._home
+        assert home is not None and home.hub is current_hub()
+        done = handler.event_object()
+        until(lambda: not home.bridge.pending, what="the start's calls to run")
+        before = home.bridge.calls_run
+        for _ in range(10):
+            handler.dispatch_callback(_callback(int))
+        handler.dispatch_callback(_callback(done.set))
+        assert done.wait(5)
+        assert home.bridge.calls_run == before, "callbacks from the home hub went through its bridge"
+    finally:
+        handler.stop(timeout=10)
+
+
+def test_EventletHandler_stop_says_so_in_the_log_and_counts_its_spawns(caplog: pytest.LogCaptureFixture) -> None:
+    handler = EventletHandler("isolated")
+    assert handler.stats()["tasks_spawned"] == 0
+    handler.start()
+    for _ in range(3):
+        assert handler.spawn(int).join(5)
+    assert handler.stats()["tasks_spawned"] == 3
+    with caplog.at_level(logging.INFO, logger="eventlet_handler"):
+        handler.stop(timeout=10)
+    assert any("EventletHandler" in r.getMessage() and r.getMessage().endswith(" stopped")
+               for r in caplog.records), caplog.records

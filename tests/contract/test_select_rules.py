@@ -145,3 +145,13 @@ def test_select_of_an_fd_in_both_lists_that_is_only_writable_says_only_writable(
     finally:
         a.close()
         b.close()
+
+
+def test_select_of_an_fd_in_both_lists_that_is_only_readable_says_only_readable() -> None:
+    a, b = _filled_pair()
+    try:
+        b.send(b"z")
+        assert _in_native_thread(lambda: select([a], [a], [], 1.0)) == ([a], [], [])
+    finally:
+        a.close()
+        b.close()
