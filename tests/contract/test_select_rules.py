@@ -12,7 +12,7 @@ import eventlet
 import pytest
 from eventlet import hubs
 
-from support import fill_send_buffer, native_threading as _threading
+from support import fill_send_buffer, native_threading as _threading, native_time as _time
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._select import FAIR_EVERY, select
 
@@ -153,5 +153,21 @@ def test_select_of_an_fd_in_both_lists_that_is_only_readable_says_only_readable(
         b.send(b"z")
         assert _in_native_thread(lambda: select([a], [a], [], 1.0)) == ([a], [], [])
     finally:
+        a.close()
+        b.close()
+
+
+def test_green_select_answers_when_the_fd_turns_ready_not_at_its_timeout(hub: str) -> None:
+    """An order check: the fd turns readable 0.05 s in and a flag is raised 1.5 s in;
+    ``select(timeout=3)`` must have answered before the flag, not at its timeout."""
+    a, b = socket.socketpair()
+    late: List[bool] = []
+    busy = eventlet.spawn_after(1.5, late.append, True)  # also keeps the hub busy: a green wait
+    try:
+        eventlet.spawn_after(0.05, b.send, b"x")
+        ready = select([a], [], [], 3.0)[0]
+        assert ready == [a] and not late, f"select answered {ready} only after {late and 'the flag'}"
+    finally:
+        busy.cancel()
         a.close()
         b.close()
