@@ -171,3 +171,19 @@ def test_green_select_answers_when_the_fd_turns_ready_not_at_its_timeout(hub: st
         busy.cancel()
         a.close()
         b.close()
+
+
+def test_green_select_raises_when_the_hub_drops_its_fd(hub: str) -> None:
+    """The hub obsoletes the fd's listener (it saw that fd number opened again): the
+    select waiting on it fails with the hub's ``IOClosed`` (on the hub's next round,
+    which here is the select's own timeout), rather than answering "nothing ready"."""
+    a, b = socket.socketpair()
+    busy = eventlet.spawn_after(30, int)  # keeps the hub busy: a green wait
+    try:
+        eventlet.spawn_after(0.05, hubs.get_hub().mark_as_reopened, a.fileno())
+        with pytest.raises(hubs.IOClosed):
+            select([a], [], [], 1.0)
+    finally:
+        busy.cancel()
+        a.close()
+        b.close()
