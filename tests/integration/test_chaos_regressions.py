@@ -6,15 +6,18 @@ reason, so the test turns the suite red the moment the fix lands (remove the mar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import eventlet
 import pytest
+from eventlet import patcher
 from kazoo.client import KazooClient
 
 from eventlet_handler import EventletHandler
@@ -163,6 +166,44 @@ def test_ChildrenWatch_whose_fetch_outlives_the_session_follows_the_next_one(
         client.close()
 
 
+@pytest.fixture
+def started_client(zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
+    client = KazooClient(hosts=zookeeper_server.hosts, handler=EventletHandler(), timeout=4.0)
+    client.start(timeout=30)
+    yield client
+    client.stop()
+    client.close()
+
+
+Rewrite = Callable[[Any, Any, bytes, int], "tuple[Any, bytes, int]"]
+
+
+@contextlib.contextmanager
+def replies_rewritten(rewrite: Rewrite) -> Iterator[None]:
+    """kazoo's reply handling, each reply first passed through ``rewrite(connection,
+    header, buffer, offset)``: a reply a chaos run recorded, put into the real path."""
+    from kazoo.protocol import connection
+
+    original = connection.ConnectionHandler._read_response
+
+    def read_response(self: Any, header: Any, buffer: bytes, offset: int) -> Any:
+        return original(self, *rewrite(self, header, buffer, offset))
+
+    connection.ConnectionHandler._read_response = read_response  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        connection.ConnectionHandler._read_response = original  # type: ignore[method-assign]
+
+
+def _until(condition: Callable[[], bool], timeout: float) -> bool:
+    clock = patcher.original("time").monotonic
+    deadline = clock() + timeout
+    while not condition() and clock() < deadline:
+        eventlet.sleep(0.02)
+    return condition()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="bug (chaos shared seed 402; ZooKeeper 3.8 and kazoo, upstream, no owner here): after a "
@@ -170,107 +211,59 @@ def test_ChildrenWatch_whose_fetch_outlives_the_session_follows_the_next_one(
     "err 0, path length -1, also with kazoo's own threading handler); kazoo's create_async() "
     "completion sets its result only for a non-None value, so create() never returns",
 )
-def test_create_answered_with_a_null_path_still_completes(zookeeper_server: ZooKeeperServer) -> None:
-    from kazoo.protocol import connection
+def test_create_answered_with_a_null_path_still_completes(started_client: KazooClient) -> None:
     from kazoo.protocol.serialization import Create
 
-    handler = EventletHandler()
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=handler, timeout=4.0)
-    client.start(timeout=30)
-    original = connection.ConnectionHandler._read_response
-
-    def null_path_reply(self: object, header: object, buffer: bytes, offset: int) -> object:
+    def null_path(conn: Any, header: Any, buffer: bytes, offset: int) -> tuple[Any, bytes, int]:
         # The reply the chaos run recorded: the real one, its path replaced by length -1.
-        request = self.client._pending[0][0]  # type: ignore[attr-defined]
-        if isinstance(request, Create):
-            buffer, offset = b"\xff\xff\xff\xff", 0
-        return original(self, header, buffer, offset)
+        if isinstance(conn.client._pending[0][0], Create):
+            return header, b"\xff\xff\xff\xff", 0
+        return header, buffer, offset
 
-    connection.ConnectionHandler._read_response = null_path_reply  # type: ignore[method-assign]
-    try:
-        result = client.create_async("/chaos-regression-null-path", b"x")
+    with replies_rewritten(null_path):
+        result = started_client.create_async("/chaos-regression-null-path", b"x")
         assert result.wait(5), "create() got ZooKeeper's reply and never completed"
-    finally:
-        connection.ConnectionHandler._read_response = original  # type: ignore[method-assign]
-        client.stop()
-        client.close()
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug (chaos isolated seed 419; kazoo, upstream, no owner here): when a second "
+    reason="bug (chaos isolated seeds 419, 421; kazoo, upstream, no owner here): when a second "
     "connection takes the session, ZooKeeper may answer the next request out of order "
     "('xids do not match, expected 1096 received 1097'); kazoo raises that RuntimeError out "
     "of its connection loop, which ends for good: the client is CLOSED and never reconnects",
 )
-def test_client_reconnects_after_a_reply_with_an_unexpected_xid(zookeeper_server: ZooKeeperServer) -> None:
-    from eventlet import patcher
-    from kazoo.protocol import connection
-    from kazoo.protocol.serialization import GetData
-
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=EventletHandler(), timeout=4.0)
-    client.start(timeout=30)
-    original = connection.ConnectionHandler._read_response
+def test_client_reconnects_after_a_reply_with_an_unexpected_xid(started_client: KazooClient) -> None:
     skewed: list[int] = []
 
-    def out_of_order(self: object, header: object, buffer: bytes, offset: int) -> object:
+    def out_of_order(conn: Any, header: Any, buffer: bytes, offset: int) -> tuple[Any, bytes, int]:
         # The reply the chaos run saw: the real one, carrying the next request's xid.
-        if not skewed and isinstance(self.client._pending[0][0], GetData):  # type: ignore[attr-defined]
-            skewed.append(header.xid)  # type: ignore[attr-defined]
-            header = header._replace(xid=header.xid + 1)  # type: ignore[attr-defined]
-        return original(self, header, buffer, offset)
+        if not skewed:
+            skewed.append(header.xid)
+            header = header._replace(xid=header.xid + 1)
+        return header, buffer, offset
 
-    connection.ConnectionHandler._read_response = out_of_order  # type: ignore[method-assign]
-    try:
+    with replies_rewritten(out_of_order):
         with pytest.raises(RuntimeError, match="xids do not match"):
-            client.get_async("/").get(timeout=10)
-        connection.ConnectionHandler._read_response = original  # type: ignore[method-assign]
-        clock = patcher.original("time").monotonic
-        deadline = clock() + 10  # the loop raises just after failing the request
-        while client.connected and clock() < deadline:
-            eventlet.sleep(0.01)
-        deadline = clock() + 15
-        while not client.connected and clock() < deadline:
-            eventlet.sleep(0.05)
-        assert client.connected, f"the client stayed {client.state} after one out-of-order reply"
-    finally:
-        connection.ConnectionHandler._read_response = original  # type: ignore[method-assign]
-        client.stop()
-        client.close()
+            started_client.get_async("/").get(timeout=10)
+    _until(lambda: not started_client.connected, 10)  # the loop raises just after failing the call
+    assert _until(lambda: started_client.connected, 15), f"the client stayed {started_client.state}"
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug (chaos isolated seed 419; kazoo, upstream, no owner here): stop() on a client "
-    "whose connection loop already ended queues a CloseInstance that nobody takes; the next "
-    "start() connects, sends that close first and is CLOSED again at once",
+    reason="bug (chaos isolated seeds 419, 421; kazoo, upstream, no owner here): stop() on a "
+    "client whose connection loop already ended queues a CloseInstance that nobody takes; the "
+    "next start() connects, sends that close first and is CLOSED again at once",
 )
-def test_restart_after_the_connection_loop_died_stays_connected(zookeeper_server: ZooKeeperServer) -> None:
-    from eventlet import patcher
-    from kazoo.protocol import connection
+def test_restart_after_the_connection_loop_died_stays_connected(started_client: KazooClient) -> None:
+    def out_of_order(conn: Any, header: Any, buffer: bytes, offset: int) -> tuple[Any, bytes, int]:
+        return header._replace(xid=header.xid + 1), buffer, offset
 
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=EventletHandler(), timeout=4.0)
-    client.start(timeout=30)
-    original = connection.ConnectionHandler._read_response
-
-    def broken(self: object, header: object, buffer: bytes, offset: int) -> object:
-        raise RuntimeError("xids do not match (as ZooKeeper's out-of-order reply makes kazoo raise)")
-
-    connection.ConnectionHandler._read_response = broken  # type: ignore[method-assign]
-    try:
-        client.get_async("/")
-        deadline = patcher.original("time").monotonic() + 10
-        while not client._connection.connection_stopped.is_set() and patcher.original("time").monotonic() < deadline:
-            eventlet.sleep(0.05)
-        assert client._connection.connection_stopped.is_set(), "the connection loop did not end"
-    finally:
-        connection.ConnectionHandler._read_response = original  # type: ignore[method-assign]
-    try:
-        client.stop()
-        client.start(timeout=30)
-        eventlet.sleep(1.0)  # the stale close, if any, is sent at once after connecting
-        assert client.connected, f"restarted client is {client.state}"
-        client.get("/")
-    finally:
-        client.stop()
-        client.close()
+    with replies_rewritten(out_of_order):
+        started_client.get_async("/")
+        assert _until(started_client._connection.connection_stopped.is_set, 10), "the loop did not end"
+    started_client.stop()
+    started_client.start(timeout=30)
+    eventlet.sleep(1.0)  # the stale close, if any, is sent at once after connecting
+    assert started_client.connected, f"the restarted client is {started_client.state}"
+    started_client.get("/")
