@@ -73,7 +73,9 @@ MODULES: Dict[str, List[str]] = {
               "tests/test_bad_input.py", "tests/integration/test_lifecycle.py"],
     # hub_is_idle and runs_coroutine live in _hubs since main's merge: the parking tests guard them.
     "_hubs": ["tests/contract/test_hubs.py", "tests/contract/test_bridge.py", "tests/contract/test_idle_wait.py",
-              "tests/contract/test_parking.py", "tests/contract/test_handler.py", "tests/integration/test_isolated.py"],
+              "tests/contract/test_parking.py", "tests/contract/test_handler.py",
+              "tests/contract/test_aio.py::test_blocking_call_in_coroutine_on_asyncio_hub_names_await",
+              "tests/integration/test_isolated.py"],
 }
 
 PYTEST_FLAGS = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--no-header", "-rN"]

@@ -174,4 +174,5 @@ def test_stats_bridge_calls_count_exactly_the_calls_other_threads_sent() -> None
 def test_stats_of_a_handler_never_started_shows_empty_queues() -> None:
     stats = EventletHandler("isolated").stats()
     assert stats["state"] == "stopped" and stats["bridge_calls"] == 0
+    assert stats["tasks_spawned"] == 0 and stats["tasks_running"] == 0
     assert {name: queue["depth"] for name, queue in stats["queues"].items()} == {"watch": 0, "completion": 0}

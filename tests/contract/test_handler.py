@@ -543,3 +543,30 @@ def test_EventletHandler_stop_says_so_in_the_log_and_counts_its_spawns(caplog: p
         handler.stop(timeout=10)
     assert any("EventletHandler" in r.getMessage() and r.getMessage().endswith(" stopped")
                for r in caplog.records), caplog.records
+
+
+def test_EventletHandler_stopped_with_spawned_work_left_still_releases_it_at_interpreter_exit() -> None:
+    """``stop()`` with spawned work still running keeps the atexit hook: at exit that
+    work is released (its one debug line), not left to the interpreter's teardown."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(message)s')\n"
+        "from eventlet_handler import EventletHandler\n"
+        "handler = EventletHandler('isolated')\n"
+        "handler.start()\n"
+        "handler.spawn(handler.event_object().wait, 30)\n"
+        "handler.stop(timeout=5)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "interpreter exit: releasing spawned work" in done.stderr, done.stderr
+
+
+def test_EventletHandler_takes_mode_by_name_or_position_and_options_by_name_only() -> None:
+    assert EventletHandler(mode="isolated").mode == "isolated"
+    assert EventletHandler("isolated", slow_callback_threshold=0.5).mode == "isolated"
+    with pytest.raises(TypeError):
+        EventletHandler("isolated", 0.5)  # type: ignore[misc]
