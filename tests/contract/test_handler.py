@@ -570,3 +570,16 @@ def test_EventletHandler_takes_mode_by_name_or_position_and_options_by_name_only
     assert EventletHandler("isolated", slow_callback_threshold=0.5).mode == "isolated"
     with pytest.raises(TypeError):
         EventletHandler("isolated", 0.5)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("timeout, busy_for", [(0.9, 0.2), (3.0, 1.5)])
+def test_EventletHandler_stop_waits_up_to_its_timeout_for_a_running_callback(timeout: float, busy_for: float) -> None:
+    """``stop(timeout)`` waits for a callback that ends within the timeout, whether the
+    timeout is under a second or over one, and then the handler is stopped."""
+    handler = EventletHandler("isolated")
+    handler.start()
+    busy = handler.event_object()
+    handler.dispatch_callback(_callback(lambda: (busy.set(), native_time.sleep(busy_for))))
+    assert busy.wait(5)
+    handler.stop(timeout=timeout)
+    assert handler.stats()["state"] == "stopped", f"stop(timeout={timeout}) gave up on a {busy_for} s callback"
