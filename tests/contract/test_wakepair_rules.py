@@ -71,7 +71,7 @@ def test_wake_pair_takes_its_one_byte_with_one_read(eventlet_handler: EventletHa
     try:
         writer.send(b"\0")
         assert reader.recv(1) == b"\0" and not readable(reader)
-        assert reads == [reader.fileno()]
+        assert reads.count(reader.fileno()) == 1  # (the hub thread's bridge reads its own fd)
     finally:
         monkeypatch.undo()
         reader.close()
