@@ -47,6 +47,12 @@ Rules:
    fd number was closed and reused. Only the hub's own thread uses it, and never two
    calls at once (``poll`` does not switch green threads). At most
    ``POLLERS_KEPT`` sets per hub; past that the cache starts afresh.
+10. Bytes read ahead (:mod:`._readahead`, rule 3) are unread bytes: a read select on a
+    socket holding some answers at once, in any thread, as the kernel would for bytes
+    in its buffer, and goes through rule 4's fairness count like any fast answer. The
+    other fds of that call are answered without a syscall when they are wake pair read
+    ends (readable exactly while tokens are pending, ``_wakepair`` rule 2), else by
+    one zero-timeout poll.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ from kazoo.handlers.utils import fileobj_to_fd
 from ._bridge import bridge_of
 from ._hubs import FAST_SELECTS_ATTR, SELECT_LISTENERS_ATTR, SELECT_POLLERS_ATTR, current_hub, hub_is_idle
 from ._parking import refuse_hub_greenlet
+from ._readahead import ReadAheadSocket, data_ahead
+from ._wakepair import WakeReader
 
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
@@ -151,18 +159,19 @@ def select(
     for obj in xlist:  # never waited on (kazoo passes none), but refused if invalid
         _fd(obj)
     hub = current_hub()
+    ahead = _ahead(readers, writers) if data_ahead else None  # rule 10
     if hub is None:  # rule 6
-        return _ready_now(readers, writers, timeout) or ([], [], [])
+        return ahead or _ready_now(readers, writers, timeout) or ([], [], [])
     current = greenlet.getcurrent()
     refuse_hub_greenlet(hub, current)
-    ready = _ready_now(readers, writers, 0, hub)
+    ready = ahead or _ready_now(readers, writers, 0, hub)
     if ready is not None:
         fast = getattr(hub, _FAST_ANSWERS, 0) + 1  # per hub: hubs do not share fairness
         setattr(hub, _FAST_ANSWERS, fast)
         if fast % FAIR_EVERY:
             return ready
         eventlet.sleep(0)  # rule 4: let the hub's other green threads run
-        ready = _ready_now(readers, writers, 0, hub)
+        ready = (_ahead(readers, writers) if data_ahead else None) or _ready_now(readers, writers, 0, hub)
         if ready is not None:
             return ready
     setattr(hub, _FAST_ANSWERS, 0)
@@ -192,6 +201,23 @@ def select(
         for timer in timers:
             timer.cancel()
     return _ready_now(readers, writers, 0, hub) or answer  # rule 7: all that is ready, as the stdlib
+
+
+def _ahead(readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
+    """Rule 10: the answer when a reader holds bytes read ahead, else None."""
+    buffered = [obj for obj in readers.values() if type(obj) is ReadAheadSocket and obj in data_ahead]
+    if not buffered:
+        return None
+    rest = {fd: obj for fd, obj in readers.items() if obj not in buffered}
+    readable, writable = list(buffered), []
+    if not writers and all(type(obj) is WakeReader for obj in rest.values()):
+        readable += [obj for obj in rest.values() if obj.readable()]
+    elif rest or writers:
+        more = _ready_now(rest, writers)
+        if more is not None:
+            readable += more[0]
+            writable = more[1]
+    return readable, writable, []
 
 
 def _ready_now(

@@ -167,6 +167,12 @@ class WakeReader(_End):
                 state.unpoke()
         return b"\0" * taken
 
+    def readable(self) -> bool:
+        """What a select of the read fd would say now (rule 2), without a syscall:
+        tokens pending or the pair closed. Any thread, never blocks."""
+        state = self._wake
+        return bool(state.tokens or state.shut)
+
     def tokens_pending(self) -> int:
         """Tokens sent and not yet received. Any thread, never blocks."""
         return self._wake.tokens
