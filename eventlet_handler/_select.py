@@ -37,7 +37,9 @@ Rules:
 8. Idle hub (:func:`eventlet_handler._hubs.hub_is_idle`: no live timer, no listener
    but the bridge's pump): the wait is one native ``poll()`` of the fds and the bridge's fd, with the
    caller's timeout; no listener is added and removed (an ``epoll_ctl`` pair each, each
-   releasing the GIL) and the hub loop does not run. Only a bridge call can give that
+   releasing the GIL) and the hub loop does not run. It comes before rule 4's
+   zero-timeout poll (a native poll answers at once for what is ready, so that poll
+   would only be one syscall more); an idle hub has no other green thread to be fair to. Only a bridge call can give that
    hub work, and its fd wakes the poll; then the select goes on green, where the pump
    runs first.
 9. A hub keeps one unpatched ``poll`` object per fd set it selects on (kazoo's loop
@@ -164,7 +166,17 @@ def select(
         return ahead or _ready_now(readers, writers, timeout) or ([], [], [])
     current = greenlet.getcurrent()
     refuse_hub_greenlet(hub, current)
-    ready = ahead or _ready_now(readers, writers, 0, hub)
+    ready = ahead
+    if ready is None and timeout != 0:
+        bridge = bridge_of(hub)
+        if bridge is not None and hub_is_idle(hub, bridge):  # rule 8, before any zero-timeout poll
+            setattr(hub, _FAST_ANSWERS, 0)
+            ready, timeout = _wait_natively(readers, writers, bridge.read_fd, timeout, hub)
+            if ready is not None:
+                return ready
+            return _wait_green(hub, current, readers, writers, timeout)  # a bridge call came
+    if ready is None:
+        ready = _ready_now(readers, writers, 0, hub)
     if ready is not None:
         fast = getattr(hub, _FAST_ANSWERS, 0) + 1  # per hub: hubs do not share fairness
         setattr(hub, _FAST_ANSWERS, fast)
@@ -178,11 +190,13 @@ def select(
     if timeout == 0:  # rule 5: a poll registers nothing
         eventlet.sleep(0)
         return _ready_now(readers, writers, 0, hub) or ([], [], [])
-    bridge = bridge_of(hub)
-    if bridge is not None and hub_is_idle(hub, bridge):  # rule 8
-        ready, timeout = _wait_natively(readers, writers, bridge.read_fd, timeout, hub)
-        if ready is not None:
-            return ready
+    return _wait_green(hub, current, readers, writers, timeout)
+
+
+def _wait_green(
+    hub: Any, current: Any, readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float],
+) -> Ready:
+    """Wait through ``hub``'s listeners (rules 1-3, 5, 7)."""
     call = _Call(hub, current)
     joined: List[_Shared] = []
     timers: List[Any] = []
