@@ -158,9 +158,10 @@ def profile_threads(handler: Any, run: Callable[[], int], stem: str) -> None:
     import cProfile
 
     hub_profile = cProfile.Profile()
-    hubthread = getattr(handler, "_hubthread", None)
+    home = getattr(handler, "_home", None)  # the handler's home (_home.Home): its hub thread and bridge
+    hubthread = getattr(home, "hubthread", None)
     if hubthread is not None:  # enabled from the hub greenlet: profiles every green thread of that hub
-        handler._bridge.call_soon_threadsafe(hub_profile.enable)
+        home.bridge.call_soon_threadsafe(hub_profile.enable)
         time.sleep(0.05)
     caller = cProfile.Profile()
     caller.enable()
@@ -169,7 +170,7 @@ def profile_threads(handler: Any, run: Callable[[], int], stem: str) -> None:
     caller.dump_stats(f"{stem}-caller.pstats")
     if hubthread is not None:
         done = threading.Event()
-        handler._bridge.call_soon_threadsafe(lambda: (hub_profile.disable(), done.set()))
+        home.bridge.call_soon_threadsafe(lambda: (hub_profile.disable(), done.set()))
         done.wait(5)
         hub_profile.dump_stats(f"{stem}-hub.pstats")
 

@@ -40,6 +40,12 @@ Rules this module relies on (and keeps):
    ``getattr``. After ``fork()`` the child treats every bridge of the parent as
    gone (their pipes are shared with the parent; a generation counter says so)
    and creates new ones on demand.
+10. The pump takes no lock: the producer holds it across its wake byte's ``os.write``
+    (rule 3), and a pump woken by that byte while the write returns would block on
+    the lock, hand the GIL back and wait for it again: two thread switches per wake.
+    The pump reads the byte, then clears ``_wake_pending``, then counts the batch, so
+    no call is left without a wake (see ``_pump``); at worst a byte is left for calls
+    already run, and the next round finds an empty batch.
 """
 
 from __future__ import annotations
@@ -180,11 +186,14 @@ class Bridge:
                 raise
 
     def _pump(self, _fd: int) -> None:
-        # The hub's read listener for the pipe, run in the hub greenlet (rule 2).
-        with self._lock:
-            self._wake_pending = False
-            _selfpipe.take_byte(self._rfd)  # rule 4: one read, not a read until EAGAIN
-            closed = self._closed
+        # The hub's read listener for the pipe, run in the hub greenlet (rule 2). Rule 10:
+        # no lock. Read, then clear, then count the batch: a producer that saw the flag
+        # set before the clear had appended before the count (its call runs now); one
+        # that appended after the count saw it cleared, or set by a producer that wrote
+        # its byte after the read: either way a byte is left for the next round.
+        _selfpipe.take_byte(self._rfd)  # rule 4: one read, not a read until EAGAIN
+        self._wake_pending = False
+        closed = self._closed  # set under the lock after the last call it accepted
         self._run_batch()
         if closed or self._generation != fork_generation():
             self._retire()

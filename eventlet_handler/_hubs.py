@@ -46,6 +46,7 @@ LOG = logging.getLogger(__name__)
 BRIDGE_ATTR = "_eventlet_handler_bridge"  # the hub's Bridge (_bridge.bridge_of)
 FAST_SELECTS_ATTR = "_eventlet_handler_fast_selects"  # fast select answers in a row (_select)
 SELECT_LISTENERS_ATTR = "_eventlet_handler_select_listeners"  # {(evtype, fd): shared listener} (_select)
+SELECT_POLLERS_ATTR = "_eventlet_handler_select_pollers"  # {fd sets: select.poll object} (_select)
 
 #: The asyncio loop running in the calling thread, or None. Any thread. asyncio's
 #: private C function, as asyncio's own code uses it: ``get_running_loop()`` raises.

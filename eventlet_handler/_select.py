@@ -37,9 +37,24 @@ Rules:
 8. Idle hub (:func:`eventlet_handler._hubs.hub_is_idle`: no live timer, no listener
    but the bridge's pump): the wait is one native ``poll()`` of the fds and the bridge's fd, with the
    caller's timeout; no listener is added and removed (an ``epoll_ctl`` pair each, each
-   releasing the GIL) and the hub loop does not run. Only a bridge call can give that
+   releasing the GIL) and the hub loop does not run. It comes before rule 4's
+   zero-timeout poll (a native poll answers at once for what is ready, so that poll
+   would only be one syscall more); an idle hub has no other green thread to be fair to. Only a bridge call can give that
    hub work, and its fd wakes the poll; then the select goes on green, where the pump
    runs first.
+9. A hub keeps one unpatched ``poll`` object per fd set it selects on (kazoo's loop
+   selects the same two or three sets over and over), reused instead of built and
+   registered per call. A ``poll`` object holds no kernel state, only fd numbers and
+   event masks, so a reused one answers exactly as a fresh one would, even after an
+   fd number was closed and reused. Only the hub's own thread uses it, and never two
+   calls at once (``poll`` does not switch green threads). At most
+   ``POLLERS_KEPT`` sets per hub; past that the cache starts afresh.
+10. Bytes read ahead (:mod:`._readahead`, rule 3) are unread bytes: a read select on a
+    socket holding some answers at once, in any thread, as the kernel would for bytes
+    in its buffer, and goes through rule 4's fairness count like any fast answer. The
+    other fds of that call are answered without a syscall when they are wake pair read
+    ends (readable exactly while tokens are pending, ``_wakepair`` rule 2), else by
+    one zero-timeout poll.
 """
 
 from __future__ import annotations
@@ -54,16 +69,20 @@ from eventlet import patcher
 from kazoo.handlers.utils import fileobj_to_fd
 
 from ._bridge import bridge_of
-from ._hubs import FAST_SELECTS_ATTR, SELECT_LISTENERS_ATTR, current_hub, hub_is_idle
+from ._hubs import FAST_SELECTS_ATTR, SELECT_LISTENERS_ATTR, SELECT_POLLERS_ATTR, current_hub, hub_is_idle
 from ._parking import refuse_hub_greenlet
+from ._readahead import ReadAheadSocket, data_ahead
+from ._wakepair import WakeReader
 
 _select_mod: Any = patcher.original("select")
 _READABLE = _select_mod.POLLIN | _select_mod.POLLPRI | _select_mod.POLLHUP | _select_mod.POLLERR
 _WRITABLE = _select_mod.POLLOUT | _select_mod.POLLHUP | _select_mod.POLLERR
 FAIR_EVERY = 32
+POLLERS_KEPT = 16  # fd sets per hub with a kept poll object (rule 9)
 _clock = time.monotonic
 _FAST_ANSWERS = FAST_SELECTS_ATTR  # fast answers in a row, on each hub
 _SHARED = SELECT_LISTENERS_ATTR  # {(evtype, fd): _Shared}, on each hub
+_POLLERS = SELECT_POLLERS_ATTR  # {(read fds, write fds, extra fd): poll object}, on each hub
 
 Ready = Tuple[List[Any], List[Any], List[Any]]
 
@@ -142,29 +161,42 @@ def select(
     for obj in xlist:  # never waited on (kazoo passes none), but refused if invalid
         _fd(obj)
     hub = current_hub()
+    ahead = _ahead(readers, writers) if data_ahead else None  # rule 10
     if hub is None:  # rule 6
-        return _ready_now(readers, writers, timeout) or ([], [], [])
+        return ahead or _ready_now(readers, writers, timeout) or ([], [], [])
     current = greenlet.getcurrent()
     refuse_hub_greenlet(hub, current)
-    ready = _ready_now(readers, writers)
+    ready = ahead
+    if ready is None and timeout != 0:
+        bridge = bridge_of(hub)
+        if bridge is not None and hub_is_idle(hub, bridge):  # rule 8, before any zero-timeout poll
+            setattr(hub, _FAST_ANSWERS, 0)
+            ready, timeout = _wait_natively(readers, writers, bridge.read_fd, timeout, hub)
+            if ready is not None:
+                return ready
+            return _wait_green(hub, current, readers, writers, timeout)  # a bridge call came
+    if ready is None:
+        ready = _ready_now(readers, writers, 0, hub)
     if ready is not None:
         fast = getattr(hub, _FAST_ANSWERS, 0) + 1  # per hub: hubs do not share fairness
         setattr(hub, _FAST_ANSWERS, fast)
         if fast % FAIR_EVERY:
             return ready
         eventlet.sleep(0)  # rule 4: let the hub's other green threads run
-        ready = _ready_now(readers, writers)
+        ready = (_ahead(readers, writers) if data_ahead else None) or _ready_now(readers, writers, 0, hub)
         if ready is not None:
             return ready
     setattr(hub, _FAST_ANSWERS, 0)
     if timeout == 0:  # rule 5: a poll registers nothing
         eventlet.sleep(0)
-        return _ready_now(readers, writers) or ([], [], [])
-    bridge = bridge_of(hub)
-    if bridge is not None and hub_is_idle(hub, bridge):  # rule 8
-        ready, timeout = _wait_natively(readers, writers, bridge.read_fd, timeout)
-        if ready is not None:
-            return ready
+        return _ready_now(readers, writers, 0, hub) or ([], [], [])
+    return _wait_green(hub, current, readers, writers, timeout)
+
+
+def _wait_green(
+    hub: Any, current: Any, readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float],
+) -> Ready:
+    """Wait through ``hub``'s listeners (rules 1-3, 5, 7)."""
     call = _Call(hub, current)
     joined: List[_Shared] = []
     timers: List[Any] = []
@@ -182,21 +214,40 @@ def select(
             shared.leave(call)
         for timer in timers:
             timer.cancel()
-    return _ready_now(readers, writers) or answer  # rule 7: all that is ready, as the stdlib
+    return _ready_now(readers, writers, 0, hub) or answer  # rule 7: all that is ready, as the stdlib
 
 
-def _ready_now(readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float] = 0) -> Optional[Ready]:
-    """What is ready (one unpatched ``poll``, by default not waiting), or None if nothing."""
-    events = _poller(readers, writers).poll(None if timeout is None else timeout * 1000.0)
-    return _answer(events, readers, writers)
+def _ahead(readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
+    """Rule 10: the answer when a reader holds bytes read ahead, else None."""
+    buffered = [obj for obj in readers.values() if type(obj) is ReadAheadSocket and obj in data_ahead]
+    if not buffered:
+        return None
+    rest = {fd: obj for fd, obj in readers.items() if obj not in buffered}
+    readable, writable = list(buffered), []
+    if not writers and all(type(obj) is WakeReader for obj in rest.values()):
+        readable += [obj for obj in rest.values() if obj.readable()]
+    elif rest or writers:
+        more = _ready_now(rest, writers)
+        if more is not None:
+            readable += more[0]
+            writable = more[1]
+    return readable, writable, []
+
+
+def _ready_now(
+    readers: Dict[int, Any], writers: Dict[int, Any], timeout: Optional[float] = 0, hub: Any = None,
+) -> Optional[Ready]:
+    """What is ready (one unpatched ``poll``, by default not waiting), or None if nothing.
+    With ``hub`` (the caller's own), that hub's kept poll object for the fd set (rule 9)."""
+    events = _poller(readers, writers, hub).poll(None if timeout is None else timeout * 1000.0)
+    return _answer(events, readers, writers) if events else None
 
 
 def _wait_natively(
-    readers: Dict[int, Any], writers: Dict[int, Any], bridge_fd: int, timeout: Optional[float],
+    readers: Dict[int, Any], writers: Dict[int, Any], bridge_fd: int, timeout: Optional[float], hub: Any,
 ) -> Tuple[Optional[Ready], Optional[float]]:
     """Rule 8: (the answer, None) or, if a bridge call woke the poll, (None, time left)."""
-    poller = _poller(readers, writers)
-    poller.register(bridge_fd, _select_mod.POLLIN)
+    poller = _poller(readers, writers, hub, bridge_fd)
     deadline = None if timeout is None else _clock() + timeout
     events = poller.poll(None if timeout is None else timeout * 1000.0)
     ready = _answer(events, readers, writers)
@@ -205,12 +256,33 @@ def _wait_natively(
     return None, None if deadline is None else max(0.0, deadline - _clock())
 
 
-def _poller(readers: Dict[int, Any], writers: Dict[int, Any]) -> Any:
+def _poller(readers: Dict[int, Any], writers: Dict[int, Any], hub: Any = None, extra_fd: int = -1) -> Any:
+    """A poll object for these fds (plus ``extra_fd`` for reading, if not -1): ``hub``'s
+    kept one (rule 9; ``hub`` is the caller's own), or a fresh one without a hub."""
+    if hub is not None:
+        kept = getattr(hub, _POLLERS, None)
+        if kept is None:
+            kept = {}
+            setattr(hub, _POLLERS, kept)
+        key = (tuple(readers), tuple(writers), extra_fd)
+        poller = kept.get(key)
+        if poller is not None:
+            return poller
+        if len(kept) >= POLLERS_KEPT:
+            kept.clear()
+        poller = kept[key] = _new_poller(readers, writers, extra_fd)
+        return poller
+    return _new_poller(readers, writers, extra_fd)
+
+
+def _new_poller(readers: Dict[int, Any], writers: Dict[int, Any], extra_fd: int) -> Any:
     poller = _select_mod.poll()
     for fd in readers:
         poller.register(fd, _select_mod.POLLIN | _select_mod.POLLPRI)
     for fd in writers:
         poller.register(fd, (_select_mod.POLLIN | _select_mod.POLLOUT) if fd in readers else _select_mod.POLLOUT)
+    if extra_fd >= 0:
+        poller.register(extra_fd, _select_mod.POLLIN)
     return poller
 
 

@@ -1,7 +1,8 @@
 """Green TCP and TLS connections for kazoo's connection loop.
 
 The plain path is kazoo's own ``create_tcp_connection`` over eventlet's green
-socket module (it already does that right). The TLS path is ours, because
+socket module (it already does that right), wrapped in a
+:class:`~._readahead.ReadAheadSocket` so kazoo's reads take whole bursts of replies. The TLS path is ours, because
 kazoo's builds a *stdlib* ``SSLContext``: wrapping a green socket with it
 returns a native ``ssl.SSLSocket`` whose handshake blocks the whole hub. Here
 the context is ``eventlet.green.ssl.SSLContext``, whose sockets trampoline, and
@@ -25,6 +26,8 @@ import eventlet
 from eventlet.green import socket as green_socket
 from eventlet.green import ssl as green_ssl
 from kazoo.handlers import utils as kazoo_utils
+
+from ._readahead import ReadAheadSocket
 
 LOG = logging.getLogger(__name__)
 
@@ -57,8 +60,8 @@ def create_connection(
     as the hostname (kazoo #770), which is no host name.
     """
     eventlet.sleep(0)  # the module rule: let the hub run between back-offs
-    if not use_ssl:
-        return kazoo_utils.create_tcp_connection(green_socket, address, timeout=timeout)
+    if not use_ssl:  # read ahead on plain connections only (_readahead rule 4)
+        return ReadAheadSocket(kazoo_utils.create_tcp_connection(green_socket, address, timeout=timeout))
     context = tls_context(
         ca=ca, certfile=certfile, keyfile=keyfile, keyfile_password=keyfile_password,
         verify_certs=verify_certs, check_hostname=check_hostname,

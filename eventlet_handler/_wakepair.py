@@ -13,7 +13,8 @@ but the bytes kazoo sends are *tokens*:
    kazoo's one-request-per-byte bookkeeping stays exact.
 2. Exactly one real byte sits in the kernel socket while ``tokens > 0`` or the
    pair is closed, none otherwise; so the read end's fd is readable exactly
-   when ``recv`` has something to return, for ``select`` in any hub.
+   when ``recv`` has something to return, for ``select`` in any hub. Taking it
+   is one read (kazoo's loop does that once per request in the hub thread).
 3. ``send`` never blocks and never raises while the pair is open: it only
    changes a counter and, on 0 -> 1, writes one byte to the empty non-blocking
    socket with the unpatched ``os.write``. Safe from any green or native thread.
@@ -62,7 +63,7 @@ class _WakeState:
         _selfpipe.poke(self.wfd)
 
     def unpoke(self) -> None:  # caller holds lock: make the read fd quiet
-        _selfpipe.drain(self.rfd)
+        _selfpipe.take_byte(self.rfd)  # rule 2: one byte, so one read (no read until EAGAIN)
 
     def close_end(self, end: "_End") -> None:  # caller holds lock
         if not self.shut:
@@ -165,6 +166,12 @@ class WakeReader(_End):
             if not state.tokens and not state.shut:
                 state.unpoke()
         return b"\0" * taken
+
+    def readable(self) -> bool:
+        """What a select of the read fd would say now (rule 2), without a syscall:
+        tokens pending or the pair closed. Any thread, never blocks."""
+        state = self._wake
+        return bool(state.tokens or state.shut)
 
     def tokens_pending(self) -> int:
         """Tokens sent and not yet received. Any thread, never blocks."""

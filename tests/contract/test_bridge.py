@@ -248,3 +248,24 @@ def test_parents_pump_in_a_forked_child_retires_when_it_next_runs(hub: str) -> N
     close_bridge(here)  # the parent's call lost its byte to the child: close runs it
     until(lambda: bridge.pump_exited, 5, "the parent's pump to exit")
     assert (os.waitstatus_to_exitcode(status)) == 0, "the parent's pump kept serving in the forked child"
+
+
+def test_Bridge_pump_runs_calls_while_a_producer_holds_the_bridge_lock(hub: str) -> None:
+    """Rule 10: the pump never takes the producers' lock (waiting for it costs the hub
+    thread two thread switches per wake, while a producer finishes its wake write)."""
+    bridge = local_bridge()
+    ran: List[str] = []
+    bridge.call_soon_threadsafe(ran.append, "call")
+    seen: List[bool] = []
+
+    def hold_the_lock() -> None:
+        with bridge._lock:
+            deadline = time.monotonic() + 2.0
+            while not ran and time.monotonic() < deadline:
+                time.sleep(0.005)
+            seen.append(bool(ran))
+
+    holder = _threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
+    green_wait_native_thread(holder, 10)
+    assert seen == [True], "the pump waited for the lock a producer held"

@@ -82,3 +82,37 @@ def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(hub: str
     elapsed = time.monotonic() - started
     assert ready == ([], [], [])
     assert 0.35 <= elapsed < 0.6  # the time left (0.1 s), not a fresh 0.4 s, nor nothing
+
+
+def test_idle_hub_select_is_one_poll(hub: str, pipe: Tuple[int, int], monkeypatch: Any) -> None:
+    """The native poll comes first on an idle hub: it answers at once for a ready fd,
+    so a zero-timeout poll before it would be one syscall (a GIL release) more."""
+    from eventlet_handler import _select
+
+    rfd, wfd = pipe
+    bridge_of(hubs.get_hub(), create=True)
+    polls: List[int] = []
+    real = _select._select_mod
+
+    class CountingPoll:
+        def __init__(self) -> None:
+            self._poll = real.poll()
+
+        def register(self, *args: Any) -> None:
+            self._poll.register(*args)
+
+        def poll(self, *args: Any) -> Any:
+            polls.append(1)
+            return self._poll.poll(*args)
+
+    class CountingSelect:  # the unpatched select module, its poll objects counting polls
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        poll = CountingPoll
+
+    monkeypatch.setattr(_select, "_select_mod", CountingSelect())
+    _later(0.05, _os.write, wfd, b"x")
+    assert select([rfd], [], [], 3.0) == ([rfd], [], [])
+    if hub in NATIVE_WAIT_HUBS:
+        assert len(polls) == 1

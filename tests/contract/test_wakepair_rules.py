@@ -47,3 +47,32 @@ def test_wake_pair_closed_end_reads_as_eof_and_looks_like_a_closed_socket(eventl
     finally:
         reader.close()
     assert reader.fileno() == -1
+
+
+def test_wake_pair_takes_its_one_byte_with_one_read(eventlet_handler: EventletHandler, monkeypatch: Any) -> None:
+    """Rule 2 keeps one byte in the socket, so the last token's ``recv`` reads once: a
+    read until EAGAIN would cost kazoo's connection loop a second syscall per request."""
+    from eventlet_handler import _selfpipe
+
+    reader, writer = eventlet_handler.create_socket_pair()
+    reads = []
+    real_os = _selfpipe._os
+
+    class CountingOs:  # the unpatched os, counting reads
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_os, name)
+
+        @staticmethod
+        def read(fd: int, n: int) -> bytes:
+            reads.append(fd)
+            return real_os.read(fd, n)
+
+    monkeypatch.setattr(_selfpipe, "_os", CountingOs())
+    try:
+        writer.send(b"\0")
+        assert reader.recv(1) == b"\0" and not readable(reader)
+        assert reads.count(reader.fileno()) == 1  # (the hub thread's bridge reads its own fd)
+    finally:
+        monkeypatch.undo()
+        reader.close()
+        writer.close()

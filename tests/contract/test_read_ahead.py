@@ -1,0 +1,126 @@
+"""Read-ahead on kazoo's plain connection (eventlet_handler/_readahead.py) and select's
+rule 10: buffered bytes come out in order, ``pending()`` counts them, and a select on a
+socket holding some answers at once, though the kernel socket is empty."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Iterator, Tuple
+
+import eventlet
+import pytest
+from eventlet.green import socket as green_socket
+
+from eventlet_handler import EventletHandler, _readahead
+from eventlet_handler._readahead import ReadAheadSocket, data_ahead
+from eventlet_handler._select import select
+from support import native_select as _select
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def pair() -> Iterator[Tuple[ReadAheadSocket, socket.socket]]:
+    a, b = socket.socketpair()
+    ras = ReadAheadSocket(green_socket.socket(fileno=a.detach()))
+    ras.setblocking(0)
+    yield ras, b
+    ras.close()
+    b.close()
+
+
+def _kernel_readable(sock: Any) -> bool:
+    return bool(_select.select([sock.fileno()], [], [], 0)[0])
+
+
+def test_read_ahead_serves_bytes_in_order_and_counts_them(hub: str, pair: Any) -> None:
+    ras, peer = pair
+    peer.sendall(b"\0\0\0\x05hello" + b"\0\0\0\x03abc")
+    eventlet.sleep(0.01)
+    assert ras.recv(4) == b"\0\0\0\x05"  # one kernel read took all 16 bytes
+    assert ras.pending() == 12 and not _kernel_readable(ras) and ras in data_ahead
+    assert ras.recv(5) == b"hello"
+    buf = bytearray(10)
+    assert ras.recv_into(buf, 4) == 4 and bytes(buf[:4]) == b"\0\0\0\x03"
+    assert ras.recv(100) == b"abc"  # what is left, not more
+    assert ras.pending() == 0 and ras not in data_ahead
+    peer.sendall(b"next")
+    eventlet.sleep(0.01)
+    assert ras.recv(100) == b"next"
+
+
+def test_read_ahead_never_reads_more_than_READ_AHEAD(hub: str, pair: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(_readahead, "READ_AHEAD", 8)
+    ras, peer = pair
+    peer.sendall(b"0123456789abcdef")
+    eventlet.sleep(0.01)
+    assert ras.recv(2) == b"01" and ras.pending() == 6
+    assert _kernel_readable(ras)  # the rest is still the kernel's
+    assert ras.recv(100) == b"234567" and ras.recv(100) == b"89abcdef"
+
+
+@pytest.mark.parametrize("where", ["green", "native"])
+def test_select_answers_at_once_for_bytes_read_ahead(hub: str, pair: Any, where: str) -> None:
+    """The kernel socket is empty, so only rule 10 can answer; without it the select
+    would wait out its timeout and kazoo's loop would leave the reply unread."""
+    ras, peer = pair
+    peer.sendall(b"abcdef")
+    eventlet.sleep(0.01)
+    assert ras.recv(2) == b"ab" and not _kernel_readable(ras)
+    if where == "green":
+        answer = select([ras], [], [], 2.0)
+    else:
+        from support import native_threading
+
+        out: list = []
+        t = native_threading.Thread(target=lambda: out.append(select([ras], [], [], 2.0)))
+        t.start()
+        t.join(5)
+        answer = out[0]
+    assert answer == ([ras], [], [])
+
+
+def test_select_with_read_ahead_reports_a_pending_wake_pair_too(
+    hub: str, pair: Any, eventlet_handler: EventletHandler
+) -> None:
+    """kazoo's loop selects [socket, wake pair]: both are answered, so a queued request
+    is sent between replies (kazoo PR#633), and a quiet wake pair is not reported."""
+    ras, peer = pair
+    reader, writer = eventlet_handler.create_socket_pair()
+    try:
+        peer.sendall(b"abcdef")
+        eventlet.sleep(0.01)
+        ras.recv(2)
+        assert select([ras, reader], [], [], 2.0) == ([ras], [], [])
+        writer.send(b"\0")
+        assert select([ras, reader], [], [], 2.0) == ([ras, reader], [], [])
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_close_drops_the_buffer(hub: str) -> None:
+    a, b = socket.socketpair()
+    ras = ReadAheadSocket(green_socket.socket(fileno=a.detach()))
+    b.sendall(b"abcdef")
+    eventlet.sleep(0.01)
+    ras.recv(1)
+    assert ras in data_ahead
+    ras.close()
+    b.close()
+    assert ras not in data_ahead and ras.pending() == 0
+
+
+def test_plain_connections_read_ahead(hub: str) -> None:
+    """create_connection's plain path wraps (TLS never does: test_tls covers that path)."""
+    from eventlet_handler._sockets import create_connection
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        conn = create_connection(server.getsockname(), timeout=5)
+        assert isinstance(conn, ReadAheadSocket)
+        conn.close()
+    finally:
+        server.close()
