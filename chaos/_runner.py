@@ -136,7 +136,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     injector = Injector(
         ensemble, client, history,
         run_blocking=mode.run_blocking, spawn_green=mode.spawn_green,
-        green_sleep=eventlet.sleep, hog_sleep=_native_time.sleep, make_handler=mode.make_handler,
+        green_sleep=eventlet.sleep, hog_sleep=_native_time.sleep,
         wait_for_resume_before_stop=not STOP_WHILE_PAUSED,
     )
     verifier = None

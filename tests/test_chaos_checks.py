@@ -144,8 +144,90 @@ def test_two_faults_of_one_group_never_pick_the_same_member() -> None:
     injector = Injector(
         type("Ensemble", (), {"members": members})(), None, _history(),
         run_blocking=lambda f, *a: f(*a), spawn_green=eventlet.spawn, green_sleep=eventlet.sleep,
-        hog_sleep=lambda s: None, make_handler=lambda: None,
+        hog_sleep=lambda s: None,
     )
     picks = [eventlet.spawn(injector._pick, "leader") for _ in range(2)]
     chosen = [p.wait() for p in picks]
     assert chosen[0] is members[2] and chosen[1] is not members[2], [m.server_id for m in chosen]
+
+
+class _Socket:
+    def __init__(self, port: int) -> None:
+        self.port, self.shut = port, False
+
+    def getpeername(self) -> tuple[str, int]:
+        if self.shut:
+            raise OSError("not connected")
+        return ("127.0.0.1", self.port)
+
+    def shutdown(self, how: int) -> None:
+        self.shut = True
+
+
+class _DumpMember(_Member):
+    """A member whose four-letter ``dump`` lists the session until it is told it expired."""
+
+    def __init__(self, server_id: int, sessions: set[str]) -> None:
+        super().__init__(server_id, "follower")
+        self.sessions = sessions
+
+    def four_letter(self, word: str, timeout: float = 5.0) -> str:
+        assert word == "dump"
+        return "SessionTracker dump:\nGlobal Sessions(1):\n" + "".join(f"{s}\t4000ms\n" for s in self.sessions)
+
+
+def test_expire_cuts_the_client_off_until_the_servers_dropped_its_session(monkeypatch) -> None:
+    # The expire fault used to take the session over from a second client while the
+    # client's requests were in flight: kazoo's loop then died on a reply out of order
+    # (isolated seeds 419, 421). Now it refuses the client's connects and shuts every
+    # connection it makes to a member, until no member lists the session, then restores
+    # the hosts; it never opens a session of its own.
+    import eventlet
+
+    from chaos import _faults
+
+    monkeypatch.setattr(_faults, "SESSION_TIMEOUT", 0.2)
+    session = 0x1000007CCE90000
+    sessions = {hex(session)}
+    members = [_DumpMember(i, sessions) for i in (1, 2, 3)]
+    connection = type("Connection", (), {"_socket": _Socket(members[0].port)})()
+    hosts_set: list[str] = []
+
+    class Client:
+        _connection = connection
+        client_id: tuple[int, bytes] | None = (session, b"pw")
+        connected = True
+
+        def set_hosts(self, hosts: str) -> None:
+            hosts_set.append(hosts if not sessions else f"{hosts} (session still listed)")
+
+    client = Client()
+    injector = _faults.Injector(
+        type("Ensemble", (), {"members": members, "hosts": "127.0.0.1:1001,127.0.0.1:1002"})(), client, _history(),
+        run_blocking=lambda f, *a: f(*a), spawn_green=eventlet.spawn, green_sleep=eventlet.sleep,
+        hog_sleep=lambda s: None,
+    )
+    first = connection._socket
+
+    def until(done: object, bound: float = 2.0) -> None:  # bounded: a broken fault fails, never hangs
+        for _ in range(int(bound / 0.01)):
+            if done():  # type: ignore[operator]
+                return
+            eventlet.sleep(0.01)
+
+    def kazoo_reconnects_then_the_servers_expire() -> None:
+        until(lambda: first.shut)
+        connection._socket = second = _Socket(members[1].port)  # the rest of kazoo's round of hosts
+        until(lambda: second.shut)
+        eventlet.sleep(0.3)  # past the (patched) session timeout
+        sessions.clear()  # the servers expired it
+        until(lambda: len(hosts_set) >= 2)  # refused until the fault restores the hosts
+        client.client_id, connection._socket = (session + 1, b"pw2"), _Socket(members[2].port)
+
+    servers = eventlet.spawn(kazoo_reconnects_then_the_servers_expire)
+    detail = injector._expire(_faults.Fault(0.0, "expire", "", 6.0))
+    servers.wait()
+    assert "error" not in detail and detail["drops"] == 2 and detail["new_session"] == session + 1, detail
+    assert hosts_set[0].startswith("127.0.0.1:") and hosts_set[0].endswith("(session still listed)"), hosts_set
+    assert hosts_set[1:] == [injector.ensemble.hosts], hosts_set  # restored only once no member lists the session
+    assert not connection._socket.shut  # the new session's connection is left alone
