@@ -231,3 +231,19 @@ def test_expire_cuts_the_client_off_until_the_servers_dropped_its_session(monkey
     assert hosts_set[0].startswith("127.0.0.1:") and hosts_set[0].endswith("(session still listed)"), hosts_set
     assert hosts_set[1:] == [injector.ensemble.hosts], hosts_set  # restored only once no member lists the session
     assert not connection._socket.shut  # the new session's connection is left alone
+
+
+def test_summary_row_and_expire_row_of_a_report() -> None:
+    from chaos._summary import expire_rows, row
+
+    report = {
+        "mode": "shared", "seed": 7, "passed": False,
+        "faults": {"kill": {"injected": 1, "skipped": 1}, "expire": {"injected": 1}},
+        "calls": {"green": {"ok": 5, "ConnectionLoss": 1}, "native": {"ok": 2}},
+        "callers": {"green": 6, "native": 3, "asyncio": 0},
+        "longest_stall_s": {"kill": 1.5, "expire": 4.25}, "recovery_s": {"kill": {"n": 1, "median": 1.0, "max": 2.5}},
+        "checks": [{"name": "a", "passed": True}, {"name": "b", "passed": False}, {"name": "c", "passed": None}],
+        "timeline": [[3.0, "fault", {"kind": "expire", "held_s": 4.6, "drops": 3, "new_session": 9, "back_after_s": 0.5}]],
+    }
+    assert row(report) == "| shared | 7 | FAIL | expire 1, kill 2 | 8 (7 ok) | 6/3/0 | 4.25 | 2.50 | b; c |"
+    assert expire_rows(report) == ["| shared | 7 | 3.0 | 4.60 | 3 | 0.5 |"]
