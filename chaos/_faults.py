@@ -11,6 +11,11 @@ Rules
 4. Blocking work (process control, a native-thread caller's stop/start) goes
    through ``run_blocking`` so it never stalls the app's hub; only the hog
    blocks the hub, on purpose.
+5. A member back from a kill or a pause is repaired once it has the leader's zxid
+   and a second more: a follower that has just synced still logs what it got
+   asynchronously, and ZooKeeper 3.8.0 loses acknowledged writes if the leader dies
+   in that window (upstream ZOOKEEPER-4646/4785: seen as isolated seed 503 and shared
+   seed 506 of 2026-12-04b, where a leader kill came as the next fault, at once).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from ._history import History
 from ._schedule import SESSION_TIMEOUT, Fault
 
 _START_TIMEOUT = 60.0
+_CATCH_UP_BOUND = 20.0  # seconds a member back from a fault may take to reach the leader's zxid (Rule 5)
+_SYNC_SETTLE = 1.0  # seconds more, for its asynchronous logging of what the sync brought (Rule 5)
 _EXPIRE_BOUND = 30.0  # seconds an expire fault may hold the client off before it reports an error
 
 
@@ -115,22 +122,55 @@ class Injector:
         return {"member": member.server_id, "was": was}
 
     def _kill(self, fault: Fault) -> dict[str, Any]:
+        caught_up: list[float | None] = []
+
         def act(member: Any) -> None:
             self._blocking(member.kill)
             self._sleep(fault.duration)
             self._blocking(member.start, _START_TIMEOUT)
+            caught_up.append(self._blocking(self._caught_up, member))
 
-        return self._on_member(fault, act)
+        return {**self._on_member(fault, act), **({"caught_up_s": caught_up[0]} if caught_up else {})}
 
     def _pause(self, fault: Fault) -> dict[str, Any]:
+        caught_up: list[float | None] = []
+
         def act(member: Any) -> None:
             member.pause()
             try:
                 self._sleep(fault.duration)
             finally:
                 member.resume()
+            caught_up.append(self._blocking(self._caught_up, member))
 
-        return self._on_member(fault, act)
+        return {**self._on_member(fault, act), **({"caught_up_s": caught_up[0]} if caught_up else {})}
+
+    def _caught_up(self, member: Any) -> float | None:
+        """Rule 5: wait (bounded) until ``member``, back from a kill or a pause, has the
+        leader's zxid (as read once it serves), then ``_SYNC_SETTLE``; the seconds it
+        took, or None if it did not within ``_CATCH_UP_BOUND`` (not an error: a member
+        another fault holds may keep the quorum from serving)."""
+        began = time.monotonic()
+        target: int | None = None
+        result: float | None = None
+        while time.monotonic() - began < _CATCH_UP_BOUND:
+            try:
+                if target is None:
+                    target = self._leader_zxid(member)
+                if target is not None and _zxid(member) >= target:
+                    result = round(time.monotonic() - began, 3)
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)  # a blocking helper (Rule 4): green when patched, in tpool when not
+        time.sleep(_SYNC_SETTLE)
+        return result
+
+    def _leader_zxid(self, member: Any) -> int | None:
+        for other in self.ensemble.members:
+            if other.running and not other.paused and other.mode() == "leader":
+                return _zxid(other)
+        return None
 
     # -- client faults -----------------------------------------------------------
 
@@ -262,3 +302,11 @@ def _peer_port_of(sock: Any) -> int | None:
         return sock.getpeername()[1]
     except OSError:
         return None
+
+
+def _zxid(member: Any) -> int:
+    """The member's last zxid, from ``srvr`` (``Zxid: 0x...``); OSError if it does not serve."""
+    for line in member.four_letter("srvr", 2.0).splitlines():
+        if line.startswith("Zxid:"):
+            return int(line.split(":", 1)[1].strip(), 16)
+    raise OSError(f"{member!r} does not serve (no Zxid in srvr)")
