@@ -235,18 +235,12 @@ def _watch_null_creates(history: History) -> Any:
 
 
 def _watch_state(client: KazooClient, ensemble: ZooKeeperEnsemble, workload: Workload) -> dict[str, Any]:
-    """Where the ChildrenWatch's watch is: the recipe's flags, the client's table, the servers' (wchp)."""
+    """Where the ChildrenWatch's watch is: the recipe's flags and the client's table. (The
+    servers cannot be asked: ZooKeeper 3.8's four-letter ``wchp`` lists data watches only.)"""
     watch, path = workload.children_watch, workload.paths.seq
-    servers: dict[int, bool | str] = {}
-    for member in ensemble.members:
-        try:
-            servers[member.server_id] = path in member.four_letter("wchp", 5.0)
-        except OSError as exc:
-            servers[member.server_id] = repr(exc)
     return {
         "children_watch": {"established": watch._watch_established, "stopped": watch._stopped},
         "client_child_watchers": len(client._child_watchers.get(path, ())),
-        "servers_watch_path": servers,
         "session": client.client_id[0] if client.client_id else None,
     }
 
@@ -326,10 +320,10 @@ def _watch_checks(workload: Workload, state: ServerState, tree_checked: bool) ->
 
 def _attributed(checks: list[Check], watch_state: dict[str, Any], workload: Workload, history: History) -> list[Check]:
     """The watch checks, a ChildrenWatch failure of kazoo's known bug reported as such (``_checks.children_watch_upstream``)."""
-    lost_at = [event.at for event in history.events_of("lost")]
+    dropped_at = [event.at for event in history.events if event.what in ("lost", "suspended")]
     last = workload.watch_times.get("ChildrenWatch")
     return [
-        _checks.children_watch_upstream(c, watch_state, last, lost_at) if c.name == "ChildrenWatch ends on the final children" else c
+        _checks.children_watch_upstream(c, watch_state, last, dropped_at) if c.name == "ChildrenWatch ends on the final children" else c
         for c in checks
     ]
 
