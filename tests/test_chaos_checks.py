@@ -266,3 +266,36 @@ def test_a_silent_ChildrenWatch_is_upstream_only_with_the_bug_s_signature() -> N
     assert children_watch_upstream(failed, {**state, "children_watch": {"established": False, "stopped": False}}, 39.255, [39.252]) is failed
     passed = Check("ChildrenWatch ends on the final children", True, "")
     assert children_watch_upstream(passed, state, 39.255, [39.252]) is passed
+
+
+class _ZxidMember(_Member):
+    """A member whose ``srvr`` reports a zxid: the leader's fixed, a follower's growing per ask."""
+
+    def __init__(self, server_id: int, mode: str, zxid: int, step: int = 0) -> None:
+        super().__init__(server_id, mode)
+        self.zxid, self.step, self.asked = zxid, step, 0
+
+    def four_letter(self, word: str, timeout: float = 5.0) -> str:
+        assert word == "srvr"
+        self.asked += 1
+        self.zxid += self.step
+        return f"Zookeeper version: 3.8.0\nZxid: {self.zxid:#x}\nMode: {self._mode}\n"
+
+
+def test_a_member_back_from_a_fault_is_repaired_only_once_it_has_the_leader_s_zxid(monkeypatch) -> None:
+    # 2026-12-04b isolated 503, shared 506: a member restarted, synced, and the next fault
+    # killed the leader at once; ZooKeeper 3.8.0 then lost acknowledged creates (upstream).
+    import eventlet
+
+    from chaos import _faults
+
+    monkeypatch.setattr(_faults, "_SYNC_SETTLE", 0.0)
+    leader, back = _ZxidMember(3, "leader", 0x200000010), _ZxidMember(1, "follower", 0x200000000, step=4)
+    injector = _faults.Injector(
+        type("Ensemble", (), {"members": [back, _Member(2, "follower"), leader]})(), None, _history(),
+        run_blocking=lambda f, *a: f(*a), spawn_green=eventlet.spawn, green_sleep=eventlet.sleep,
+        hog_sleep=lambda s: None,
+    )
+    monkeypatch.setattr(_faults.time, "sleep", lambda s: None)
+    assert injector._caught_up(back) is not None
+    assert back.zxid >= leader.zxid and back.asked == 4, (hex(back.zxid), back.asked)
