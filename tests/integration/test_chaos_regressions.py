@@ -46,6 +46,52 @@ def test_main_hub_still_usable_by_atexit_hooks_after_a_bridge_was_made() -> None
     assert "closed epoll" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("hub", ["", "asyncio"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug (chaos 2026-12-04b shared-asyncio seed 609; eventlet_handler/_kazoo_surface.py, "
+    "library, for the lead): in a monkey-patched process the handler's sleep_func is eventlet.sleep "
+    "(rule 5), so a native thread whose kazoo retry backs off (Lock.acquire, client.retry) makes an "
+    "eventlet hub of its own; its epoll fd (and on the asyncio hub its loop's socketpair) stay open "
+    "after the thread ended, gc or not. HubAwareSleep, which equals eventlet.sleep too, would sleep "
+    "natively there and make no hub",
+)
+def test_a_native_thread_backing_off_in_a_patched_process_leaves_no_hub_behind(hub: str) -> None:
+    script = textwrap.dedent(
+        """
+        import eventlet
+        eventlet.monkey_patch()
+        import gc, os
+        from eventlet import hubs, patcher
+        from eventlet_handler import EventletHandler
+        hubs.get_hub()
+        handler = EventletHandler(mode="shared")
+        def fds():
+            return len(os.listdir("/proc/self/fd"))
+        before = fds()
+        made = []
+        def native_caller():  # what kazoo's KazooRetry does between tries
+            handler.sleep_func(0.01)
+            made.append(getattr(hubs._threadlocal, "hub", None))
+        thread = patcher.original("threading").Thread(target=native_caller)
+        thread.start()
+        thread.join()
+        made = [type(h).__module__ for h in made if h is not None]
+        gc.collect()
+        print(f"hubs made in the native thread: {made}; fds {before} -> {fds()}")
+        raise SystemExit(1 if made or fds() > before else 0)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("EVENTLET_HUB", None)
+    if hub:
+        env["EVENTLET_HUB"] = hub
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
 @pytest.fixture
 def blackhole() -> Iterator[str]:
     """``127.0.0.1:PORT`` of a socket that accepts TCP connections and never answers."""
