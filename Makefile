@@ -20,7 +20,7 @@ help:
 	@echo "make docs      - build the documentation into docs/_build/html (warnings are errors)"
 	@echo "make test-compat - the whole kazoo x eventlet x tooz x Python matrix, one venv each"
 	@echo "make mutants   - mutation testing of the core (MUTANTS_MODULES=_selfpipe,_task for a subset)"
-	@echo "make chaos     - combined faults on a real ensemble, both modes, checked (CHAOS_SECONDS, CHAOS_SEED, CHAOS_RUNS, CHAOS_MEMBERS)"
+	@echo "make chaos     - combined faults on a real ensemble, all three modes, checked (CHAOS_SECONDS, CHAOS_SEED, CHAOS_RUNS, CHAOS_MEMBERS)"
 
 # apt-get install $(1) as root, or with sudo; says what to do when it cannot.
 define apt_install
@@ -98,8 +98,8 @@ docs: docs-venv
 mutants: venv zookeeper
 	$(PY) -m pip install -q -e '.[test,mutants]'
 	nice -n 10 $(PY) mutants/run.py
-# Chaos runs (chaos/): CHAOS_SECONDS per mode and seed (150: about 5 minutes for both
-# modes), CHAOS_SEED (empty: from the clock; the same seed replays the same faults),
+# Chaos runs (chaos/): CHAOS_SECONDS per mode and seed (150: about 8 minutes for the
+# three modes: shared, shared-asyncio, isolated; CHAOS_MODES to pick), CHAOS_SEED (empty: from the clock; the same seed replays the same faults),
 # CHAOS_RUNS consecutive seeds, CHAOS_MEMBERS 3 or 5. Reports go to chaos/results/.
 CHAOS_SECONDS ?= 150
 CHAOS_SEED    ?=

@@ -1,9 +1,10 @@
 """``python -m chaos`` (``make chaos``): chaos runs, each mode in its own process.
 
-Environment (all optional): ``CHAOS_SECONDS`` (per run, default 150: a run per mode
-makes about 5 minutes), ``CHAOS_SEED`` (first seed; default from the clock, printed),
+Environment (all optional): ``CHAOS_SECONDS`` (per run, default 150: one run of each
+mode makes about 8 minutes), ``CHAOS_SEED`` (first seed; default from the clock, printed),
 ``CHAOS_RUNS`` (consecutive seeds per mode, default 1), ``CHAOS_MEMBERS`` (3 or 5),
-``CHAOS_MODES`` (default ``shared isolated``), ``CHAOS_REPORT_DIR`` (default
+``CHAOS_MODES`` (default ``shared shared-asyncio isolated``: ``shared-asyncio`` is
+shared mode on eventlet's asyncio hub, with coroutine callers), ``CHAOS_REPORT_DIR`` (default
 ``chaos/results``).  The same seed replays the same fault schedule.  Exit status 0
 only if every run passed; each run is killed if it outlives its bound.
 """
@@ -36,7 +37,7 @@ def main() -> int:
     seed = int(os.environ.get("CHAOS_SEED") or int(time.time()) % 100000)
     runs = int(os.environ.get("CHAOS_RUNS", "1"))
     members = int(os.environ.get("CHAOS_MEMBERS", "3"))
-    modes = os.environ.get("CHAOS_MODES", "shared isolated").split()
+    modes = os.environ.get("CHAOS_MODES", "shared shared-asyncio isolated").split()
     report_dir = os.environ.get("CHAOS_REPORT_DIR", os.path.join("chaos", "results"))
     print(f"chaos: seeds {seed}..{seed + runs - 1}, modes {modes}, {seconds:.0f}s each, {members} members", flush=True)
     failed = []

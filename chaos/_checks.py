@@ -227,3 +227,34 @@ def tree_cache_contents(cache: Any, root: str) -> dict[str, bytes]:
                 found[child_path] = node.data
             stack.append(child_path)
     return found
+
+
+CHILDREN_WATCH_UPSTREAM = "known upstream: ChildrenWatch silent after a fetch that outlived its connection"
+
+
+def children_watch_upstream(check: Check, watch_state: dict[str, Any], last_fired: float | None, dropped_at: list[float]) -> Check:
+    """A failed "ChildrenWatch ends on the final children" that is kazoo's own bug, told
+    apart mechanically (tests/integration/test_chaos_regressions.py, strict xfail): the
+    recipe's last fetch ran within a second after its connection was lost (SUSPENDED
+    or LOST: kazoo then clears its watch table, and the recipe its ``_watch_established``,
+    but a fetch answered just before sets it again, so the recipe never fetches on the
+    next CONNECTED), the recipe says established and is not stopped, and the client's
+    table holds no watcher for the path. Such a check reports (passed None) instead of
+    failing; any other ChildrenWatch failure still fails. (The servers cannot be asked:
+    ZooKeeper 3.8's ``wchp`` lists data watches only.)"""
+    if check.passed is not False:
+        return check
+    recipe = watch_state.get("children_watch", {})
+    silent = (
+        recipe.get("established") is True and recipe.get("stopped") is False
+        and watch_state.get("client_child_watchers") == 0
+    )
+    near = last_fired is not None and any(0.0 <= last_fired - at <= 1.0 for at in dropped_at)
+    if not (silent and near):
+        return check
+    return Check(
+        CHILDREN_WATCH_UPSTREAM, None,
+        f"{check.detail}; its last fetch ran within 1 s after the connection was lost and the client holds "
+        "no watch for the path, while the recipe says 'established' (kazoo, upstream; "
+        "test_ChildrenWatch_whose_fetch_outlives_the_session_follows_the_next_one, strict xfail)",
+    )

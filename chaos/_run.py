@@ -2,7 +2,9 @@
 
 Rules
 1. ``shared`` monkey-patches before anything else is imported (so this module
-   imports only the standard library at top level); ``isolated`` never patches.
+   imports only the standard library at top level); ``shared-asyncio`` does the same
+   on eventlet's asyncio hub (``EVENTLET_HUB=asyncio``, set before eventlet is
+   imported), where coroutine callers join; ``isolated`` never patches.
 2. The app's hub is the main thread's: the schedule, the green callers and the
    monitor are green threads there; native callers are real threads
    (``eventlet.patcher.original``); blocking fault work never runs on the hub
@@ -22,7 +24,7 @@ import sys
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chaos._run")
-    parser.add_argument("--mode", choices=("shared", "isolated"), required=True)
+    parser.add_argument("--mode", choices=("shared", "shared-asyncio", "isolated"), required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--members", type=int, default=3)
@@ -60,7 +62,11 @@ def _dump_if_hung(after: float) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
-    if args.mode == "shared":
+    if args.mode == "shared-asyncio":
+        os.environ["EVENTLET_HUB"] = "asyncio"
+    else:
+        os.environ.pop("EVENTLET_HUB", None)  # each mode's hub is its own, whatever the caller's environment
+    if args.mode.startswith("shared"):
         import eventlet
 
         eventlet.monkey_patch()

@@ -25,7 +25,6 @@ from ._workload import CALL_BOUND, Paths, Workload
 
 _native_threading = patcher.original("threading")
 _native_time = patcher.original("time")
-_THREAD_KINDS = ("native", "asyncio")  # callers that are native threads (asyncio: its loop's)
 _SETTLE = 30.0  # seconds for the client and the watches to catch up at the end
 # Both bugs these worked around are fixed (tests/integration/test_chaos_regressions.py);
 # "0" brings the workarounds back, to tell a new failure from them.
@@ -34,10 +33,15 @@ STOP_WHILE_PAUSED = os.environ.get("CHAOS_STOP_WHILE_PAUSED", "1") == "1"
 
 
 class Mode:
-    """How this mode spawns, sleeps and blocks (Rule 2 of :mod:`chaos._run`)."""
+    """How this mode spawns, sleeps and blocks (Rule 2 of :mod:`chaos._run`).
+
+    ``name`` is the run's mode (``shared``, ``shared-asyncio``, ``isolated``);
+    ``handler_mode`` the handler's (``shared-asyncio`` is shared mode on eventlet's asyncio hub).
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.handler_mode = "isolated" if name == "isolated" else "shared"
 
     def spawn_green(self, func: Any, *args: Any) -> Any:
         return eventlet.spawn(func, *args)
@@ -48,12 +52,12 @@ class Mode:
         return thread
 
     def run_blocking(self, func: Any, *args: Any) -> Any:
-        if self.name == "shared":  # patched: blocking calls are green
+        if self.handler_mode == "shared":  # patched: blocking calls are green
             return func(*args)
         return eventlet.tpool.execute(func, *args)
 
     def make_handler(self) -> EventletHandler:
-        return EventletHandler(mode=self.name)
+        return EventletHandler(mode=self.handler_mode)
 
 
 def _wait(predicate: Any, timeout: float) -> bool:
@@ -90,10 +94,15 @@ def read_state(client: KazooClient, paths: Paths) -> ServerState:
     return ServerState(seq, keys, tree)
 
 
+def _is_thread(worker: Any) -> bool:
+    """A caller that is a native thread (native callers, a plain asyncio loop's), not a green thread."""
+    return hasattr(worker, "is_alive")
+
+
 def _join(workers: list[tuple[str, Any]], timeout: float) -> list[str]:
     """Wait (green, polling) for every caller; name those still running at ``timeout``."""
     def alive(kind: str, worker: Any) -> bool:
-        return worker.is_alive() if kind in _THREAD_KINDS else not worker.dead
+        return bool(worker.is_alive()) if _is_thread(worker) else not worker.dead
 
     _wait(lambda: not any(alive(kind, w) for kind, w in workers), timeout)
     return [f"{kind} caller {w!r}" for kind, w in workers if alive(kind, w)]
@@ -136,7 +145,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
     injector = Injector(
         ensemble, client, history,
         run_blocking=mode.run_blocking, spawn_green=mode.spawn_green,
-        green_sleep=eventlet.sleep, hog_sleep=_native_time.sleep, make_handler=mode.make_handler,
+        green_sleep=eventlet.sleep, hog_sleep=_native_time.sleep,
         wait_for_resume_before_stop=not STOP_WHILE_PAUSED,
     )
     verifier = None
@@ -162,7 +171,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
         verifier.start(timeout=30)
         state = read_state(verifier, paths)
         restarted = any(e.detail["kind"] == "restart_client" for e in history.events_of("fault"))
-        tree_checked = mode_name == "shared" or not restarted or TREECACHE_AFTER_RESTART
+        tree_checked = mode.handler_mode == "shared" or not restarted or TREECACHE_AFTER_RESTART
         _wait(lambda: all(c.passed for c in _watch_checks(workload, state, tree_checked) if c.passed is not None), _SETTLE)
         watch_state = _watch_state(client, ensemble, workload)
         checks += [
@@ -172,7 +181,7 @@ def run(mode_name: str, seed: int, seconds: float, members: int, log_path: str) 
             *_checks.calls_bounded(history),
             Check("every caller finished", not stranded, "; ".join(stranded) or f"{len(workload.workers)} callers joined"),
             _checks.lock_ledger(workload.ledger, history.events, end_of_run, history.calls),
-            *_watch_checks(workload, state, tree_checked),
+            *_attributed(_watch_checks(workload, state, tree_checked), watch_state, workload, history),
         ]
     except Exception as exc:  # the report is still written, with what failed
         checks.append(Check("the run completed", False, f"{type(exc).__name__}: {exc}"))
@@ -226,18 +235,12 @@ def _watch_null_creates(history: History) -> Any:
 
 
 def _watch_state(client: KazooClient, ensemble: ZooKeeperEnsemble, workload: Workload) -> dict[str, Any]:
-    """Where the ChildrenWatch's watch is: the recipe's flags, the client's table, the servers' (wchp)."""
+    """Where the ChildrenWatch's watch is: the recipe's flags and the client's table. (The
+    servers cannot be asked: ZooKeeper 3.8's four-letter ``wchp`` lists data watches only.)"""
     watch, path = workload.children_watch, workload.paths.seq
-    servers: dict[int, bool | str] = {}
-    for member in ensemble.members:
-        try:
-            servers[member.server_id] = path in member.four_letter("wchp", 5.0)
-        except OSError as exc:
-            servers[member.server_id] = repr(exc)
     return {
         "children_watch": {"established": watch._watch_established, "stopped": watch._stopped},
         "client_child_watchers": len(client._child_watchers.get(path, ())),
-        "servers_watch_path": servers,
         "session": client.client_id[0] if client.client_id else None,
     }
 
@@ -251,13 +254,13 @@ def _describe_stranded(history: History, workload: Workload, start: float) -> li
     stacks = {}
     awaited = {}
     for kind, worker in workload.workers:
-        if kind in _THREAD_KINDS and worker.is_alive():
+        if _is_thread(worker) and worker.is_alive():
             frame = frames.get(worker.ident)
-        elif kind == "green" and not worker.dead:
+        elif not _is_thread(worker) and not worker.dead:
             frame = worker.gr_frame
         else:
             continue
-        name = worker.name if kind in _THREAD_KINDS else repr(worker)
+        name = worker.name if _is_thread(worker) else repr(worker)
         stacks[name] = traceback.format_stack(frame) if frame else []
         awaited[name] = _awaited_result(frame, workload.client)
     calls = [
@@ -313,6 +316,16 @@ def _watch_checks(workload: Workload, state: ServerState, tree_checked: bool) ->
         why_not="not checked: isolated mode with client.stop()/start() in the run, TreeCache stops "
         "receiving events (bug 9.1, fixed); CHAOS_TREECACHE_AFTER_RESTART=0 skipped the check",
     )
+
+
+def _attributed(checks: list[Check], watch_state: dict[str, Any], workload: Workload, history: History) -> list[Check]:
+    """The watch checks, a ChildrenWatch failure of kazoo's known bug reported as such (``_checks.children_watch_upstream``)."""
+    dropped_at = [event.at for event in history.events if event.what in ("lost", "suspended")]
+    last = workload.watch_times.get("ChildrenWatch")
+    return [
+        _checks.children_watch_upstream(c, watch_state, last, dropped_at) if c.name == "ChildrenWatch ends on the final children" else c
+        for c in checks
+    ]
 
 
 def _leaks(baseline: Any) -> list[str]:

@@ -20,13 +20,16 @@ SESSION_TIMEOUT = 4.0
 FIRST_FAULT_AT = 3.0
 QUIET_TAIL = 6.0
 GAP = (2.5, 6.0)  # seconds between fault starts
+#: What the schedule budgets for an expire fault: the session timeout, the servers'
+#: expiry tick and kazoo's reconnect (the fault itself holds until the session expired).
+EXPIRE_BUDGET = round(1.5 * SESSION_TIMEOUT, 2)
 
 SINGLE_KINDS = (
     "kill",  # SIGKILL a member, restart it after `duration` with its data and ports
     "pause_short",  # SIGSTOP a member for less than the session timeout
     "pause_long",  # SIGSTOP a member for longer than the session timeout
     "drop",  # shut down the client's socket
-    "expire",  # close the client's session from a second client
+    "expire",  # cut the client off (its hosts refused, its connections shut) until the servers expire its session
     "restart_client",  # client.stop(), then client.start() after `duration`
     "hog",  # a green thread of the app's hub blocks it for longer than the session timeout
 )
@@ -67,7 +70,9 @@ def _single(rng: random.Random, at: float, kind: str) -> Fault:
         return Fault(at, kind, "", round(rng.uniform(0.1, 2.0), 2))
     if kind == "hog":
         return Fault(at, kind, "", round(rng.uniform(1.2, 1.6) * SESSION_TIMEOUT, 2))
-    return Fault(at, kind, "", 0.0)  # drop, expire
+    if kind == "expire":  # no draw: the hold lasts until the servers expired the session
+        return Fault(at, kind, "", EXPIRE_BUDGET)
+    return Fault(at, kind, "", 0.0)  # drop
 
 
 def make_schedule(seed: int, seconds: float) -> list[list[Fault]]:

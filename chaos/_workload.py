@@ -8,11 +8,12 @@ Rules
    open for longer than ``CALL_BOUND`` as stranded.
 3. Every value written is unique (``worker:n``), so the checks can tell which
    call produced what the servers hold.
-4. Coroutine callers where the handler offers them: in isolated mode a plain
-   asyncio loop in a native thread runs ``ASYNCIO_WORKERS`` coroutines that
-   ``await`` kazoo's async results (creates, conditional sets, pipelines). Shared
-   mode offers coroutines only on eventlet's asyncio hub, which these runs do not
-   use, so there the kind has no workers (the report says so).
+4. Coroutine callers where the handler offers them: ``ASYNCIO_WORKERS`` coroutines
+   that ``await`` kazoo's async results (creates, conditional sets, pipelines), in
+   isolated mode on a plain asyncio loop in a native thread, in shared mode on
+   eventlet's asyncio hub (the ``shared-asyncio`` runs), as a green thread of the
+   app's hub (``eventlet.asyncio.spawn_for_awaitable``). Shared mode on another hub
+   offers no coroutines, so there the kind has no workers (the report says so).
 """
 
 from __future__ import annotations
@@ -39,9 +40,19 @@ TREE_NODES = ("a", "a/x", "a/y", "b", "b/z", "c")
 _OPS = {"seq_create": 3, "cas_set": 3, "lock_incr": 1, "pipeline": 1, "tree_write": 2}
 
 
-def asyncio_callers_supported(handler: Any) -> bool:
-    """Rule 4: a plain asyncio loop in a native thread may await this handler's results."""
-    return getattr(handler, "mode", None) == "isolated"
+def asyncio_callers(handler: Any) -> str | None:
+    """Rule 4: where coroutines may await this handler's results: ``"thread"`` (a plain
+    asyncio loop in a native thread: isolated mode), ``"hub"`` (eventlet's asyncio hub,
+    the app's: shared mode on that hub), or None (shared mode on another hub)."""
+    mode = getattr(handler, "mode", None)
+    if mode == "isolated":
+        return "thread"
+    if mode == "shared":
+        from eventlet import hubs
+
+        if getattr(hubs.get_hub(), "loop", None) is not None:  # eventlet's asyncio hub
+            return "hub"
+    return None
 
 
 @dataclasses.dataclass
@@ -131,9 +142,15 @@ class Workload:
             self.workers.append(("green", self._spawn_green(self._work, "green", f"g{index}")))
         for index in range(NATIVE_WORKERS):
             self.workers.append(("native", self._spawn_native(self._work, "native", f"n{index}")))
-        if asyncio_callers_supported(self.client.handler):  # rule 4
+        where = asyncio_callers(self.client.handler)  # rule 4
+        if where is not None:
             self.caller_kinds["asyncio"] = ASYNCIO_WORKERS
+        if where == "thread":
             self.workers.append(("asyncio", self._spawn_native(asyncio.run, self._aio_callers())))
+        elif where == "hub":
+            import eventlet.asyncio
+
+            self.workers.append(("asyncio", eventlet.asyncio.spawn_for_awaitable(self._aio_callers())))
 
     # -- coroutine callers (rule 4) ---------------------------------------------
 

@@ -2,9 +2,10 @@
 
 Each mode runs as its own bounded subprocess (``python -m chaos._run``), so this test
 runs only in the unpatched default-hub pytest process.  The seeds were picked for
-their schedules: shared mode gets a member killed together with an expired session,
-then a paused leader; isolated mode a dropped socket, a kill, then a kill together
-with a long pause.
+their schedules: shared mode gets a member killed together with an expired session;
+shared mode on eventlet's asyncio hub (with coroutine callers) a short pause, then a
+hog of the hub together with an expired session; isolated mode a dropped socket, a
+kill, then a kill together with a long pause.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from eventlet_handler.testing.zookeeper import zookeeper_available
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECONDS = 18
 BOUND = 150  # seconds per mode: ensemble start, the run, settling, teardown, and a wide margin
-SEEDS = {"shared": 15, "isolated": 9}
+SEEDS = {"shared": 15, "shared-asyncio": 51, "isolated": 9}
 
 pytestmark = [
-    pytest.mark.timeout(2 * BOUND + 30),
+    pytest.mark.timeout(BOUND + 30),
     pytest.mark.skipif(
         os.environ.get("EVENTLET_HANDLER_TEST_MONKEY_PATCH") == "1" or bool(os.environ.get("EVENTLET_HUB")),
         reason="starts its own process per mode: runs only in the unpatched default-hub pytest process",
