@@ -16,12 +16,12 @@ Rules:
    does not know is dropped with one warning per handler and keyword.
 4. The class using the mixin overrides ``_dispatch_completion(link, result)``, which
    ``AsyncResult`` calls for its rawlink callbacks, and calls ``__init__``.
-5. ``sleep_func`` compares equal (``==``, which kazoo's dict-retry check uses) to
-   ``KazooRetry``'s default sleep. Where that default is ``eventlet.sleep`` (kazoo
-   imported into a monkey-patched process) it *is* ``eventlet.sleep``; elsewhere it
-   is a :class:`HubAwareSleep` (green in a thread with a hub, native in one without),
-   which also equals the stdlib ``time.sleep`` kazoo defaults to. kazoo then builds
-   dict retries with that default, so their back-off sleeps natively (README).
+5. ``sleep_func`` is a :class:`HubAwareSleep` (green in a thread with a hub, native in
+   one without) and compares equal (``==``, which kazoo's dict-retry check uses) to
+   ``KazooRetry``'s default sleep: ``time.sleep``, or ``eventlet.sleep`` where kazoo was
+   imported into a monkey-patched process. It is never ``eventlet.sleep`` itself: that
+   would give every native thread whose kazoo retry backs off a hub of its own, whose
+   fds outlive the thread (chaos 2026-12-04b, seed 609).
 """
 
 from __future__ import annotations
@@ -80,17 +80,11 @@ class HubAwareSleep:
         return "<eventlet_handler sleep: green in a hub, native elsewhere>"
 
 
-def _sleep_func() -> Callable[[float], None]:
-    if _KAZOO_RETRY_SLEEP is eventlet.sleep:  # rule 5
-        return eventlet.sleep
-    return HubAwareSleep()
-
-
 class KazooSurface:
     """kazoo's handler attributes and factories, shared by this package's handlers."""
 
     timeout_exception = HandlerTimeoutError
-    sleep_func = staticmethod(_sleep_func())
+    sleep_func: Callable[[float], None] = HubAwareSleep()  # rule 5
     queue_impl = Queue
     queue_empty = std_queue.Empty
 

@@ -47,15 +47,6 @@ def test_main_hub_still_usable_by_atexit_hooks_after_a_bridge_was_made() -> None
 
 
 @pytest.mark.parametrize("hub", ["", "asyncio"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (chaos 2026-12-04b shared-asyncio seed 609; eventlet_handler/_kazoo_surface.py, "
-    "library, for the lead): in a monkey-patched process the handler's sleep_func is eventlet.sleep "
-    "(rule 5), so a native thread whose kazoo retry backs off (Lock.acquire, client.retry) makes an "
-    "eventlet hub of its own; its epoll fd (and on the asyncio hub its loop's socketpair) stay open "
-    "after the thread ended, gc or not. HubAwareSleep, which equals eventlet.sleep too, would sleep "
-    "natively there and make no hub",
-)
 def test_a_native_thread_backing_off_in_a_patched_process_leaves_no_hub_behind(hub: str) -> None:
     script = textwrap.dedent(
         """

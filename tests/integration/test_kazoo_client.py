@@ -164,7 +164,7 @@ def test_dict_retry_options_are_accepted_and_retry(zookeeper_server: Any, handle
     options = {"max_tries": 3, "delay": 0.01}
     handler = EventletHandler(handler_mode)
     if MONKEY_PATCHED:
-        assert handler.sleep_func is eventlet.sleep
+        assert handler.sleep_func == eventlet.sleep
     client = KazooClient(zookeeper_server.hosts, handler=handler, command_retry=options,
                          connection_retry=options)
     client.start(timeout=15)
