@@ -82,3 +82,21 @@ def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(hub: str
     elapsed = time.monotonic() - started
     assert ready == ([], [], [])
     assert 0.35 <= elapsed < 0.6  # the time left (0.1 s), not a fresh 0.4 s, nor nothing
+
+
+def test_idle_select_with_nothing_happening_ends_at_its_own_timeout(hub: str, pipe: Tuple[int, int]) -> None:
+    """An order check: nothing readies the fd nor calls the bridge, so the native poll
+    itself must end the wait, at the select's timeout (0.1 s), before a flag a native
+    thread raises 0.9 s in (a native thread: a green timer would make the hub busy)."""
+    rfd, _wfd = pipe
+    bridge_of(hubs.get_hub(), create=True)
+    late: List[bool] = []
+    added = _recording_adds(current_hub())
+    try:
+        _later(0.9, late.append, True)
+        ready = select([rfd], [], [], 0.1)
+    finally:
+        del current_hub().add
+    assert ready == ([], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
+    if hub in NATIVE_WAIT_HUBS:
+        assert rfd not in added  # the native wait, not a green one

@@ -215,6 +215,22 @@ def test_select_reports_a_hung_up_pipe_readable_and_a_broken_one_writable() -> N
         os.close(w)
 
 
+def test_select_reports_a_full_socket_its_peer_shut_down_writable() -> None:
+    """The writer of a full socket whose peer shut it down both ways sees POLLHUP alone
+    (no room, so no POLLOUT; no error yet): select answers it writable, so its send fails
+    at once with EPIPE instead of it waiting out its timeout, as eventlet's hubs wake a
+    writer on POLLHUP (the stdlib's select would not answer it at all)."""
+    a, b = _filled_pair()
+    try:
+        b.shutdown(socket.SHUT_RDWR)
+        assert _in_native_thread(lambda: select([], [a], [], 3.0)) == ([], [a], [])
+        with pytest.raises(BrokenPipeError):
+            a.send(b"x")
+    finally:
+        a.close()
+        b.close()
+
+
 def test_green_select_for_writing_answers_when_the_socket_drains(hub: str) -> None:
     """An order check like the readable one: the peer drains 0.05 s in, a flag is
     raised 1.5 s in; ``select(timeout=3)`` for writing must answer before the flag."""
