@@ -394,7 +394,7 @@ def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_
         if current_hub() is home.hub:
             assert ran_on[:1] != [me], "a callback dispatched in the home hub ran inline there"
         else:
-            assert ran_on == [me], "a callback dispatched outside the home hub did not run at once in the caller"
+            assert ran_on == [me], "a callback dispatched outside the home hub did not run at once there"
 
     def dispatch_in_home_hub() -> None:
         handler.spawn(dispatch_here).join(5)
@@ -406,7 +406,9 @@ def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_
     handler.stop(timeout=10)
 
 
-def test_EventletHandler_callback_dispatched_in_the_home_hub_after_its_last_task_retired_it_runs(hub: str) -> None:
+def test_EventletHandler_callback_dispatched_in_the_home_hub_after_its_last_task_retired_it_runs(
+    hub: str,
+) -> None:
     """Stopped with spawned work left, the handler keeps its home until a later
     ``stop()``; once that work ends the home retires and refuses new tasks. A callback
     dispatched in that hub meanwhile (shared mode: the application's hub stays) still

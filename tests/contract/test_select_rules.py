@@ -48,6 +48,38 @@ def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(hub: str
     assert 9 <= turns <= 15, f"the ticker ran {turns} times during {10 * FAIR_EVERY} ready selects"
 
 
+def test_select_of_a_ready_fd_answers_without_a_switch_first_and_after_a_wait(hub: str) -> None:
+    """Rule 4's fast path: a ready select returns without letting the hub's other green
+    threads run, the hub's very first one and the first after a select that did not
+    answer at once (the fairness count starts over there) included: only every
+    ``FAIR_EVERY``-th fast answer in a row yields."""
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    ticks = [0]
+    stop = [False]
+
+    def ticker() -> None:
+        while not stop[0]:
+            ticks[0] += 1
+            eventlet.sleep(0)
+
+    try:
+        b.send(b"x")  # a stays readable; c never is
+        eventlet.spawn_n(ticker)
+        eventlet.sleep(0)
+        before = ticks[0]
+        assert select([a], [], [], 5)[0] == [a]
+        assert ticks[0] == before, "the hub's first ready select let other green threads run"
+        assert select([c], [], [], 0) == ([], [], [])  # not at once: the count starts over
+        before = ticks[0]
+        assert select([a], [], [], 5)[0] == [a]
+        assert ticks[0] == before, "the first ready select after a waiting one let other green threads run"
+    finally:
+        stop[0] = True
+        for sock in (a, b, c, d):
+            sock.close()
+
+
 def test_select_in_a_busy_hub_waits_green(hub: str) -> None:
     """Rule 8 is for an idle hub only: with a green thread due to run (a timer), select
     waits green, so that green thread runs and can make the fd ready."""
@@ -82,6 +114,27 @@ def test_select_refuses_closed_and_invalid_objects_in_every_list(where: str) -> 
         assert closed.value.errno == errno.EBADF, closed_obj
     with pytest.raises(TypeError):
         select(*lists(object()), 0)
+
+
+@pytest.mark.parametrize("where", ["rlist", "wlist"])
+def test_select_of_an_fd_that_is_not_open_raises_EBADF(where: str) -> None:
+    """As the stdlib's: an fd number that is not open (poll says POLLNVAL) is EBADF,
+    not "nothing ready" at once, which a select without a timeout must never answer."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)  # r is not open now
+    lists = ([r], []) if where == "rlist" else ([], [r])
+
+    def native() -> Any:
+        try:
+            return select(*lists, [], None)
+        except OSError as exc:
+            return exc
+
+    got = _in_native_thread(native)
+    assert isinstance(got, OSError) and got.errno == errno.EBADF, got
 
 
 def test_select_counts_urgent_data_as_readable() -> None:
