@@ -119,22 +119,29 @@ def test_select_refuses_closed_and_invalid_objects_in_every_list(where: str) -> 
 @pytest.mark.parametrize("where", ["rlist", "wlist"])
 def test_select_of_an_fd_that_is_not_open_raises_EBADF(where: str) -> None:
     """As the stdlib's: an fd number that is not open (poll says POLLNVAL) is EBADF,
-    not "nothing ready" at once, which a select without a timeout must never answer."""
+    alone or beside a ready one; not "nothing ready" at once, which a select without
+    a timeout must never answer."""
     import os
 
+    a, b = socket.socketpair()  # a is writable; made first, so it cannot take r's number
     r, w = os.pipe()
     os.close(r)
     os.close(w)  # r is not open now
-    lists = ([r], []) if where == "rlist" else ([], [r])
+    try:
+        for ready in ([], [a]):
+            lists = ([r], ready) if where == "rlist" else (ready, [r])
 
-    def native() -> Any:
-        try:
-            return select(*lists, [], None)
-        except OSError as exc:
-            return exc
+            def native() -> Any:
+                try:
+                    return select(*lists, [], None)
+                except OSError as exc:
+                    return exc
 
-    got = _in_native_thread(native)
-    assert isinstance(got, OSError) and got.errno == errno.EBADF, got
+            got = _in_native_thread(native)
+            assert isinstance(got, OSError) and got.errno == errno.EBADF, (ready, got)
+    finally:
+        a.close()
+        b.close()
 
 
 def test_select_counts_urgent_data_as_readable() -> None:
