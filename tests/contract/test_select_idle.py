@@ -11,7 +11,7 @@ import pytest
 from eventlet import hubs
 
 from eventlet_handler._bridge import bridge_of
-from eventlet_handler._hubs import current_hub
+from eventlet_handler._hubs import current_hub, hub_is_idle
 from eventlet_handler._select import select
 from support import native_threading as _threading, native_time as _time, native_os as _os
 
@@ -100,3 +100,22 @@ def test_idle_select_with_nothing_happening_ends_at_its_own_timeout(hub: str, pi
     assert ready == ([], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
     if hub in NATIVE_WAIT_HUBS:
         assert rfd not in added  # the native wait, not a green one
+
+
+def test_select_answered_before_its_timeout_leaves_the_hub_idle(hub: str) -> None:
+    """A green select that the fd answers cancels its timeout's timer: left live, that
+    timer (30 s here) would keep the hub from idling, and every later select in it
+    would wait green instead of natively (rule 8)."""
+    import socket
+
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    a, b = socket.socketpair()
+    try:
+        eventlet.spawn_after(0.05, b.send, b"x")  # a busy hub: the select waits green
+        assert select([a], [], [], 30.0)[0] == [a]
+        eventlet.sleep(0)  # the sender's green thread ends
+        if hub in NATIVE_WAIT_HUBS:
+            assert hub_is_idle(current_hub(), bridge), "the select's timer outlived it"
+    finally:
+        a.close()
+        b.close()

@@ -144,6 +144,29 @@ def test_select_of_an_fd_that_is_not_open_raises_EBADF(where: str) -> None:
         b.close()
 
 
+def test_select_takes_fd_0_like_any_other() -> None:
+    """fd 0 is an fd (stdin's, or whatever the process put there): only negative
+    numbers mean a closed socket. Here fd 0 is a socketpair end for the while."""
+    import os
+
+    a, b = socket.socketpair()
+    try:
+        saved = os.dup(0)
+    except OSError:
+        saved = None  # fd 0 was not open
+    os.dup2(a.fileno(), 0)
+    try:
+        assert _in_native_thread(lambda: select([], [0], [], 3.0)) == ([], [0], [])
+    finally:
+        if saved is None:
+            os.close(0)
+        else:
+            os.dup2(saved, 0)
+            os.close(saved)
+        a.close()
+        b.close()
+
+
 def test_select_counts_urgent_data_as_readable() -> None:
     """A TCP socket with only out-of-band data pending is readable (POLLPRI): a reader
     waiting on it is not left asleep while the peer's byte sits there."""
