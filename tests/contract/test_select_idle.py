@@ -119,3 +119,32 @@ def test_select_answered_before_its_timeout_leaves_the_hub_idle(hub: str) -> Non
     finally:
         a.close()
         b.close()
+
+
+def test_idle_select_woken_by_the_bridge_after_its_deadline_answers_at_once(
+    hub: str, pipe: Tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bridge call that wakes the native poll at or past the select's deadline leaves
+    no time to wait green: the select answers "nothing ready" on the hub's next round,
+    before a flag a native thread raises 2 s in. The race (the bridge wake and the
+    deadline together) is forced: the clock jumps 100 s past the deadline between the
+    deadline's reading and the time-left one."""
+    from eventlet_handler import _select
+
+    rfd, _wfd = pipe
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    readings: List[float] = []
+
+    def clock() -> float:
+        readings.append(0)
+        return time.monotonic() + (100.0 if len(readings) > 1 else 0.0)
+
+    monkeypatch.setattr(_select, "_clock", clock)
+    late: List[bool] = []
+    _later(2.0, late.append, True)
+    _later(0.05, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+    ready = select([rfd], [], [], 1.0)
+    monkeypatch.undo()
+    assert ready == ([], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
+    if hub in NATIVE_WAIT_HUBS:
+        assert len(readings) == 2, "the select did not wait natively"
