@@ -153,7 +153,8 @@ def select(
     one without. Returns as soon as one object is ready, with every object ready
     by then.
 
-    :raises OSError: ``EBADF`` for a closed socket in any of the lists.
+    :raises OSError: ``EBADF`` for a closed socket or an fd that is not open in any
+        of the lists.
     :raises TypeError: for an object that is neither an fd nor has ``fileno()``.
     """
     readers: Dict[int, Any] = {_fd(obj): obj for obj in rlist}
@@ -287,6 +288,9 @@ def _new_poller(readers: Dict[int, Any], writers: Dict[int, Any], extra_fd: int)
 
 
 def _answer(events: List[Tuple[int, int]], readers: Dict[int, Any], writers: Dict[int, Any]) -> Optional[Ready]:
+    for fd, ev in events:  # POLLNVAL: the fd is not open (a closed socket is refused earlier)
+        if ev & _select_mod.POLLNVAL and (fd in readers or fd in writers):
+            raise OSError(errno.EBADF, f"select() on fd {fd}, which is not open: leave it out of the lists")
     readable = [readers[fd] for fd, ev in events if fd in readers and ev & _READABLE]
     writable = [writers[fd] for fd, ev in events if fd in writers and ev & _WRITABLE]
     return (readable, writable, []) if readable or writable else None

@@ -202,6 +202,24 @@ def test_EventletHandler_leaves_nothing_running_after_stop(hub: str, mode: str) 
     assert home_retired(handler, home), "stopped with no spawned work left, yet the home was kept"
 
 
+def test_EventletHandler_start_of_a_running_handler_starts_no_second_pair_of_workers(hub: str) -> None:
+    """``start()`` of a running handler returns at once: fresh workers beside the
+    running ones would leave those without a ``stop()`` to end them, for good in shared
+    mode, whose hub is the application's (in isolated mode the retiring hub thread's
+    exit would end them)."""
+    handler = EventletHandler("shared")
+    handler.start()
+    handler.stop(timeout=10)  # warm-up: creates this hub's bridge
+    gc.collect()
+    greenlets_before = _live_greenlets()
+    handler.start()
+    handler.start()
+    handler.stop(timeout=10)
+    eventlet.sleep(0)
+    gc.collect()
+    assert _live_greenlets() <= greenlets_before, "a worker is left running after stop()"
+
+
 def _live_greenlets() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
 
@@ -355,18 +373,28 @@ def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_
 ) -> None:
     """Stopped, with spawned work still keeping the home open (kazoo's connection loop
     outlives ``stop()``): a callback dispatched from anywhere, the home hub included,
-    still runs (handler rule 5: no callback is lost), not into the exited workers' queue."""
+    still runs (handler rule 4: no callback is lost), not into the exited workers' queue:
+    at once in the dispatching green thread, except in the home hub, where it runs on a
+    green thread of its own (inline, one that waits on the client would wait on the
+    very loop that dispatched it)."""
 
     handler = EventletHandler(mode)
     handler.start()
     go = handler.event_object()
     task = handler.spawn(lambda: go.wait(10))
     handler.stop(timeout=10)
-    assert handler._home is not None, "the running task should keep the home"
+    home = handler._home
+    assert home is not None, "the running task should keep the home"
     ran = handler.event_object()
+    ran_on: List[Any] = []
 
     def dispatch_here() -> None:  # in shared mode the test's own hub is the home hub
-        handler.dispatch_callback(_callback(ran.set))
+        me = greenlet.getcurrent()
+        handler.dispatch_callback(_callback(lambda: (ran_on.append(greenlet.getcurrent()), ran.set())))
+        if current_hub() is home.hub:
+            assert ran_on[:1] != [me], "a callback dispatched in the home hub ran inline there"
+        else:
+            assert ran_on == [me], "a callback dispatched outside the home hub did not run at once there"
 
     def dispatch_in_home_hub() -> None:
         handler.spawn(dispatch_here).join(5)
@@ -376,6 +404,30 @@ def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_
     go.set()
     assert task.join(5)
     handler.stop(timeout=10)
+
+
+def test_EventletHandler_callback_dispatched_in_the_home_hub_after_its_last_task_retired_it_runs(
+    hub: str,
+) -> None:
+    """Stopped with spawned work left, the handler keeps its home until a later
+    ``stop()``; once that work ends the home retires and refuses new tasks. A callback
+    dispatched in that hub meanwhile (shared mode: the application's hub stays) still
+    runs, inline: the refusal is not the caller's error (handler rule 4)."""
+
+    handler = EventletHandler("shared")  # the test's own hub is the home hub
+    handler.start()
+    go = handler.event_object()
+    task = handler.spawn(lambda: go.wait(10))
+    handler.stop(timeout=10)
+    go.set()
+    assert task.join(5)
+    home = handler._home
+    assert home is not None and home.retired and home.hub is current_hub(), home
+    ran: List[str] = []
+    handler.dispatch_callback(_callback(ran.append, "ran"))
+    assert ran == ["ran"]
+    handler.stop(timeout=10)
+    assert handler._home is None
 
 
 def test_EventletHandler_stop_that_runs_out_of_time_warns_and_stays_stopping(
@@ -488,27 +540,41 @@ def test_EventletHandler_home_join_is_bounded_by_its_timeout(hub: str) -> None:
 
 
 def test_EventletHandler_start_while_a_stop_requested_by_a_callback_drains_waits_and_restarts(
-    hub: str, mode: str
+    hub: str, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A callback asked for the stop (it returns at once, the handler is "stopping"
     while the queue drains); ``start()`` from elsewhere waits for the drain, then
-    starts again: it is not the callback's own worker, which must exit first."""
+    starts again: it is not the callback's own worker, which must exit first. So every
+    callback queued before the stop has run before one dispatched after the restart.
+
+    The drain is held until ``start()`` waits for it (its ``_await_workers`` releases
+    it): a start that did not wait would restart beside the held callback."""
 
     handler = EventletHandler(mode)
     handler.start()
+    asked, gate = handler.event_object(), handler.event_object()
     try:
-        asked, gate = handler.event_object(), handler.event_object()
+        order: List[str] = []
         handler.dispatch_callback(_callback(lambda: (handler.stop(), asked.set())))
-        handler.dispatch_callback(_callback(lambda: gate.wait(5)))
+        handler.dispatch_callback(_callback(lambda: (gate.wait(10), order.append("queued before the stop"))))
         assert asked.wait(5)
         assert handler.stats()["state"] == "stopping"
-        eventlet.spawn_after(0.05, gate.set)
+        await_workers = handler._await_workers
+
+        def release_then_wait(timeout: Any) -> bool:
+            gate.set()
+            return await_workers(timeout)
+
+        monkeypatch.setattr(handler, "_await_workers", release_then_wait)
         handler.start()
+        monkeypatch.undo()
         assert handler.running
         ran = handler.event_object()
-        handler.dispatch_callback(_callback(ran.set))
+        handler.dispatch_callback(_callback(lambda: (order.append("after the restart"), ran.set())))
         assert ran.wait(5), "a callback did not run after the restart"
+        assert order == ["queued before the stop", "after the restart"], "start() did not wait for the drain"
     finally:
+        gate.set()
         handler.stop(timeout=10)
 
 
@@ -541,8 +607,12 @@ def test_EventletHandler_stop_says_so_in_the_log_and_counts_its_spawns(caplog: p
     assert handler.stats()["tasks_spawned"] == 3
     with caplog.at_level(logging.INFO, logger="eventlet_handler"):
         handler.stop(timeout=10)
-    assert any("EventletHandler" in r.getMessage() and r.getMessage().endswith(" stopped")
-               for r in caplog.records), caplog.records
+        # The last worker to exit and stop() itself both try to finish the stop: one does.
+        stopped = [r for r in caplog.records if "EventletHandler" in r.getMessage()
+                   and r.getMessage().endswith(" stopped")]
+        assert len(stopped) == 1, caplog.records
+        handler.stop(timeout=10)  # already stopped: nothing to finish, nothing to say
+    assert [r for r in caplog.records if r.getMessage().endswith(" stopped")] == stopped, caplog.records
 
 
 def test_EventletHandler_stopped_with_spawned_work_left_still_releases_it_at_interpreter_exit() -> None:

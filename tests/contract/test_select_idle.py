@@ -11,7 +11,7 @@ import pytest
 from eventlet import hubs
 
 from eventlet_handler._bridge import bridge_of
-from eventlet_handler._hubs import current_hub
+from eventlet_handler._hubs import current_hub, hub_is_idle
 from eventlet_handler._select import select
 from support import native_threading as _threading, native_time as _time, native_os as _os
 
@@ -116,3 +116,69 @@ def test_idle_hub_select_is_one_poll(hub: str, pipe: Tuple[int, int], monkeypatc
     assert select([rfd], [], [], 3.0) == ([rfd], [], [])
     if hub in NATIVE_WAIT_HUBS:
         assert len(polls) == 1
+
+
+def test_idle_select_with_nothing_happening_ends_at_its_own_timeout(hub: str, pipe: Tuple[int, int]) -> None:
+    """An order check: nothing readies the fd nor calls the bridge, so the native poll
+    itself must end the wait, at the select's timeout (0.1 s), before a flag a native
+    thread raises 0.9 s in (a native thread: a green timer would make the hub busy)."""
+    rfd, _wfd = pipe
+    bridge_of(hubs.get_hub(), create=True)
+    late: List[bool] = []
+    added = _recording_adds(current_hub())
+    try:
+        _later(0.9, late.append, True)
+        ready = select([rfd], [], [], 0.1)
+    finally:
+        del current_hub().add
+    assert ready == ([], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
+    if hub in NATIVE_WAIT_HUBS:
+        assert rfd not in added  # the native wait, not a green one
+
+
+def test_select_answered_before_its_timeout_leaves_the_hub_idle(hub: str) -> None:
+    """A green select that the fd answers cancels its timeout's timer: left live, that
+    timer (30 s here) would keep the hub from idling, and every later select in it
+    would wait green instead of natively (rule 8)."""
+    import socket
+
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    a, b = socket.socketpair()
+    try:
+        eventlet.spawn_after(0.05, b.send, b"x")  # a busy hub: the select waits green
+        assert select([a], [], [], 30.0)[0] == [a]
+        eventlet.sleep(0)  # the sender's green thread ends
+        if hub in NATIVE_WAIT_HUBS:
+            assert hub_is_idle(current_hub(), bridge), "the select's timer outlived it"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_idle_select_woken_by_the_bridge_after_its_deadline_answers_at_once(
+    hub: str, pipe: Tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bridge call that wakes the native poll at or past the select's deadline leaves
+    no time to wait green: the select answers "nothing ready" on the hub's next round,
+    before a flag a native thread raises 2 s in. The race (the bridge wake and the
+    deadline together) is forced: the clock jumps 100 s past the deadline between the
+    deadline's reading and the time-left one."""
+    from eventlet_handler import _select
+
+    rfd, _wfd = pipe
+    bridge = bridge_of(hubs.get_hub(), create=True)
+    readings: List[float] = []
+
+    def clock() -> float:
+        readings.append(0)
+        return time.monotonic() + (100.0 if len(readings) > 1 else 0.0)
+
+    monkeypatch.setattr(_select, "_clock", clock)
+    late: List[bool] = []
+    _later(2.0, late.append, True)
+    _later(0.05, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+    ready = select([rfd], [], [], 1.0)
+    monkeypatch.undo()
+    assert ready == ([], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
+    if hub in NATIVE_WAIT_HUBS:
+        assert len(readings) == 2, "the select did not wait natively"

@@ -48,6 +48,38 @@ def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(hub: str
     assert 9 <= turns <= 15, f"the ticker ran {turns} times during {10 * FAIR_EVERY} ready selects"
 
 
+def test_select_of_a_ready_fd_answers_without_a_switch_first_and_after_a_wait(hub: str) -> None:
+    """Rule 4's fast path: a ready select returns without letting the hub's other green
+    threads run, the hub's very first one and the first after a select that did not
+    answer at once (the fairness count starts over there) included: only every
+    ``FAIR_EVERY``-th fast answer in a row yields."""
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    ticks = [0]
+    stop = [False]
+
+    def ticker() -> None:
+        while not stop[0]:
+            ticks[0] += 1
+            eventlet.sleep(0)
+
+    try:
+        b.send(b"x")  # a stays readable; c never is
+        eventlet.spawn_n(ticker)
+        eventlet.sleep(0)
+        before = ticks[0]
+        assert select([a], [], [], 5)[0] == [a]
+        assert ticks[0] == before, "the hub's first ready select let other green threads run"
+        assert select([c], [], [], 0) == ([], [], [])  # not at once: the count starts over
+        before = ticks[0]
+        assert select([a], [], [], 5)[0] == [a]
+        assert ticks[0] == before, "the first ready select after a waiting one let other green threads run"
+    finally:
+        stop[0] = True
+        for sock in (a, b, c, d):
+            sock.close()
+
+
 def test_select_in_a_busy_hub_waits_green(hub: str) -> None:
     """Rule 8 is for an idle hub only: with a green thread due to run (a timer), select
     waits green, so that green thread runs and can make the fd ready."""
@@ -82,6 +114,57 @@ def test_select_refuses_closed_and_invalid_objects_in_every_list(where: str) -> 
         assert closed.value.errno == errno.EBADF, closed_obj
     with pytest.raises(TypeError):
         select(*lists(object()), 0)
+
+
+@pytest.mark.parametrize("where", ["rlist", "wlist"])
+def test_select_of_an_fd_that_is_not_open_raises_EBADF(where: str) -> None:
+    """As the stdlib's: an fd number that is not open (poll says POLLNVAL) is EBADF,
+    alone or beside a ready one; not "nothing ready" at once, which a select without
+    a timeout must never answer."""
+    import os
+
+    a, b = socket.socketpair()  # a is writable; made first, so it cannot take r's number
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)  # r is not open now
+    try:
+        for ready in ([], [a]):
+            lists = ([r], ready) if where == "rlist" else (ready, [r])
+
+            def native() -> Any:
+                try:
+                    return select(*lists, [], None)
+                except OSError as exc:
+                    return exc
+
+            got = _in_native_thread(native)
+            assert isinstance(got, OSError) and got.errno == errno.EBADF, (ready, got)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_select_takes_fd_0_like_any_other() -> None:
+    """fd 0 is an fd (stdin's, or whatever the process put there): only negative
+    numbers mean a closed socket. Here fd 0 is a socketpair end for the while."""
+    import os
+
+    a, b = socket.socketpair()
+    try:
+        saved = os.dup(0)
+    except OSError:
+        saved = None  # fd 0 was not open
+    os.dup2(a.fileno(), 0)
+    try:
+        assert _in_native_thread(lambda: select([], [0], [], 3.0)) == ([], [0], [])
+    finally:
+        if saved is None:
+            os.close(0)
+        else:
+            os.dup2(saved, 0)
+            os.close(saved)
+        a.close()
+        b.close()
 
 
 def test_select_counts_urgent_data_as_readable() -> None:
@@ -213,6 +296,22 @@ def test_select_reports_a_hung_up_pipe_readable_and_a_broken_one_writable() -> N
         assert _in_native_thread(lambda: select([], [w], [], 3.0)) == ([], [w], [])
     finally:
         os.close(w)
+
+
+def test_select_reports_a_full_socket_its_peer_shut_down_writable() -> None:
+    """The writer of a full socket whose peer shut it down both ways sees POLLHUP alone
+    (no room, so no POLLOUT; no error yet): select answers it writable, so its send fails
+    at once with EPIPE instead of it waiting out its timeout, as eventlet's hubs wake a
+    writer on POLLHUP (the stdlib's select would not answer it at all)."""
+    a, b = _filled_pair()
+    try:
+        b.shutdown(socket.SHUT_RDWR)
+        assert _in_native_thread(lambda: select([], [a], [], 3.0)) == ([], [a], [])
+        with pytest.raises(BrokenPipeError):
+            a.send(b"x")
+    finally:
+        a.close()
+        b.close()
 
 
 def test_green_select_for_writing_answers_when_the_socket_drains(hub: str) -> None:
