@@ -65,23 +65,42 @@ def test_bridge_call_wakes_the_native_select_and_runs_first(hub: str, pipe: Tupl
     # the bridge's fd did not wake would sit out the whole timeout.
     rfd, wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
+    late: List[bool] = []
+    _later(2.0, late.append, True)  # an order check: the select answers before this flag
     _later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
-    started = time.monotonic()
-    ready = select([rfd], [], [], 3.0)
-    elapsed = time.monotonic() - started
-    assert ready == ([rfd], [], [])
-    assert elapsed < 2.0
+    ready = select([rfd], [], [], 30.0)
+    assert ready == ([rfd], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
 
 
-def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(hub: str, pipe: Tuple[int, int]) -> None:
+def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(
+    hub: str, pipe: Tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a bridge call wakes the native poll, the select waits green for the time
+    left of its own timeout: not a fresh timeout, and not nothing. The time left is
+    made 0.7 s of a 5 s timeout by a clock that jumps 4 s at its time-left reading,
+    so the bounds (at least 0.6 s, under 3 s) keep seconds of margin on a loaded
+    machine: a fresh timeout ends after 5.3 s, no wait at all after 0.3 s. A hub
+    with no native wait (asyncio) waits green throughout: its 1 s timeout, unjumped."""
+    from eventlet_handler import _select
+
     rfd, _wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
+    readings: List[float] = []
+
+    def clock() -> float:
+        readings.append(0)
+        return time.monotonic() + (4.0 if len(readings) > 1 else 0.0)
+
+    native = hub in NATIVE_WAIT_HUBS
+    if native:
+        monkeypatch.setattr(_select, "_clock", clock)
     _later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
     started = time.monotonic()
-    ready = select([rfd], [], [], 0.4)
+    ready = select([rfd], [], [], 5.0 if native else 1.0)
     elapsed = time.monotonic() - started
+    monkeypatch.undo()
     assert ready == ([], [], [])
-    assert 0.35 <= elapsed < 0.6  # the time left (0.1 s), not a fresh 0.4 s, nor nothing
+    assert 0.6 <= elapsed < 3.0, f"{elapsed:.2f} s: not the time left (about 1.0 s in all)"
 
 
 def test_idle_hub_select_is_one_poll(hub: str, pipe: Tuple[int, int], monkeypatch: Any) -> None:
