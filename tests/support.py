@@ -7,15 +7,23 @@
 * :func:`run_in_hub`: what the ``hub`` axis runs each test in.
 * :class:`Caller`: the ``caller`` axis (same green thread, other green thread, native).
 * :func:`until`, :func:`green_wait_native_thread`: bounded waits, never a bare sleep.
+* :func:`in_native_thread`, :func:`later`: a body in a native thread (its value or its
+  error back), a call a native thread makes after a delay.
+* :func:`socket_pairs`, :func:`run_python`, :func:`callback`, :func:`runs_a_callback`:
+  scenario pieces many tests share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import socket
+import subprocess
+import sys
 import time
 import warnings
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -74,6 +82,72 @@ def green_wait_native_thread(thread: Any, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{thread.name} still running after {timeout} s")
         eventlet.sleep(0.001)
+
+
+def in_native_thread(body: Callable[[], Any], timeout: float = 10.0, name: Optional[str] = None) -> Any:
+    """Run ``body`` in a fresh native daemon thread (no hub of its own unless ``body``
+    makes one); its value, or its exception re-raised here. Fails if it runs past
+    ``timeout``. The caller waits natively: call it where nothing green must run."""
+    outcome: dict = {}
+
+    def main() -> None:
+        try:
+            outcome["value"] = body()
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = _threading.Thread(target=main, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{thread.name} still running after {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def later(delay: float, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn(*args)`` from a native daemon thread after a native sleep of ``delay``;
+    returns that (started) thread."""
+
+    def run() -> None:
+        native_time.sleep(delay)
+        fn(*args)
+
+    thread = _threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def socket_pairs(count: int = 1) -> Iterator[List[Tuple[socket.socket, socket.socket]]]:
+    """``count`` real socketpairs, every end closed on the way out."""
+    pairs = [socket.socketpair() for _ in range(count)]
+    try:
+        yield pairs
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def run_python(script: str, timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":
+    """Run ``script`` in a fresh interpreter (warnings off); its completed process, with
+    stdout and stderr as text."""
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def callback(func: Callable[..., Any], *args: Any) -> Callback:
+    """A kazoo watch ``Callback`` of ``func(*args)``."""
+    return Callback("watch", func, args)
+
+
+def runs_a_callback(handler: EventletHandler, timeout: float = 5.0) -> bool:
+    """Whether a callback dispatched to ``handler`` now runs within ``timeout``."""
+    ran = handler.event_object()
+    handler.dispatch_callback(callback(ran.set))
+    return bool(ran.wait(timeout))
 
 
 def run_in_hub(name: str, body: Callable[[], Any], timeout: float = BODY_TIMEOUT) -> Any:
