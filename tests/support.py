@@ -9,7 +9,7 @@
 * :func:`until`, :func:`green_wait_native_thread`: bounded waits, never a bare sleep.
 * :func:`in_native_thread`, :func:`later`: a body in a native thread (its value or its
   error back), a call a native thread makes after a delay.
-* :func:`socket_pairs`, :func:`run_python`, :func:`callback`, :func:`runs_a_callback`:
+* :func:`connected_client`, :func:`socket_pairs`, :func:`run_python`, :func:`callback`, :func:`runs_a_callback`:
   scenario pieces many tests share.
 """
 
@@ -128,6 +128,28 @@ def socket_pairs(count: int = 1) -> Iterator[List[Tuple[socket.socket, socket.so
         for a, b in pairs:
             a.close()
             b.close()
+
+
+@contextlib.contextmanager
+def connected_client(
+    hosts: str, handler: Any = None, start_timeout: float = 15.0, **kwargs: Any
+) -> Iterator[Any]:
+    """A started ``KazooClient`` on ``handler`` (default: an ``EventletHandler`` of its
+    own, stopped afterwards too); stopped and closed on the way out."""
+    from kazoo.client import KazooClient
+
+    own = handler is None
+    if own:
+        handler = EventletHandler()
+    client = KazooClient(hosts=hosts, handler=handler, **kwargs)
+    try:
+        client.start(timeout=start_timeout)
+        yield client
+    finally:
+        client.stop()
+        client.close()
+        if own:
+            handler.stop(timeout=10)
 
 
 def run_python(script: str, timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":

@@ -30,7 +30,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import native_socket as _socket, native_threading as _threading
+from support import native_socket as _socket, native_threading as _threading, connected_client
 
 
 pytestmark = pytest.mark.timeout(90)
@@ -174,13 +174,8 @@ def _median_gap(sampler: ConsSampler, start: float, end: float) -> float:
 
 @pytest.fixture
 def client(eventlet_handler: Any, zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=eventlet_handler, timeout=SESSION_TIMEOUT)
-    client.start(timeout=CONNECT_TIMEOUT)
-    try:
+    with connected_client(zookeeper_server.hosts, eventlet_handler, CONNECT_TIMEOUT, timeout=SESSION_TIMEOUT) as client:
         yield client
-    finally:
-        client.stop()
-        client.close()
 
 
 @pytest.mark.parametrize("mode", MODE_PARAMS)
