@@ -13,7 +13,7 @@ from eventlet import hubs
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._select import select
-from support import native_threading as _threading, native_time as _time, native_os as _os
+from support import later, native_os as _os
 
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")
 
@@ -24,14 +24,6 @@ def pipe() -> Iterator[Tuple[int, int]]:
     yield rfd, wfd
     os.close(rfd)
     os.close(wfd)
-
-
-def _later(delay: float, fn: Any, *args: Any) -> None:
-    def run() -> None:
-        _time.sleep(delay)
-        fn(*args)
-
-    _threading.Thread(target=run, daemon=True).start()
 
 
 def _recording_adds(hub: Any) -> List[int]:
@@ -51,7 +43,7 @@ def test_idle_hub_select_waits_natively_and_answers(hub: str, pipe: Tuple[int, i
     bridge_of(hubs.get_hub(), create=True)
     added = _recording_adds(current_hub())
     try:
-        _later(0.05, _os.write, wfd, b"x")
+        later(0.05, _os.write, wfd, b"x")
         ready = select([rfd], [], [], 3.0)
     finally:
         del current_hub().add
@@ -65,7 +57,7 @@ def test_bridge_call_wakes_the_native_select_and_runs_first(hub: str, pipe: Tupl
     # the bridge's fd did not wake would sit out the whole timeout.
     rfd, wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
-    _later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
+    later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
     started = time.monotonic()
     ready = select([rfd], [], [], 3.0)
     elapsed = time.monotonic() - started
@@ -76,7 +68,7 @@ def test_bridge_call_wakes_the_native_select_and_runs_first(hub: str, pipe: Tupl
 def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(hub: str, pipe: Tuple[int, int]) -> None:
     rfd, _wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
-    _later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+    later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
     started = time.monotonic()
     ready = select([rfd], [], [], 0.4)
     elapsed = time.monotonic() - started
