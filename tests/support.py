@@ -9,7 +9,8 @@
 * :func:`until`, :func:`green_wait_native_thread`: bounded waits, never a bare sleep.
 * :func:`in_native_thread`, :func:`later`: a body in a native thread (its value or its
   error back), a call a native thread makes after a delay.
-* :func:`connected_client`, :func:`socket_pairs`, :func:`run_python`, :func:`callback`, :func:`runs_a_callback`:
+* :func:`connected_client`, :func:`expire_session`, :class:`StateLog`, :func:`socket_pairs`,
+  :func:`run_python`, :func:`callback`, :func:`runs_a_callback`:
   scenario pieces many tests share.
 """
 
@@ -150,6 +151,39 @@ def connected_client(
         client.close()
         if own:
             handler.stop(timeout=10)
+
+
+def expire_session(client: Any, hosts: str) -> None:
+    """Expire ``client``'s session the way the server does it: another connection takes
+    the session over (same id and password) and closes it (kazoo's own test recipe)."""
+    with connected_client(hosts, client_id=client.client_id):
+        pass
+
+
+class StateLog:
+    """The states kazoo reports to a listener of ``client``, in order (``seen``).
+    ``when(state, after)`` is an event set once ``state`` is reported with ``after``
+    (any state) reported before it; ``close()`` removes the listener."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.seen: List[str] = []
+        self._waits: List[Tuple[str, Optional[str], Any]] = []
+        client.add_listener(self._record)
+
+    def when(self, state: str, after: Optional[str] = None) -> Any:
+        event = self.client.handler.event_object()
+        self._waits.append((state, after, event))
+        return event
+
+    def _record(self, state: str) -> None:
+        self.seen.append(state)
+        for wanted, after, event in self._waits:
+            if state == wanted and (after is None or after in self.seen):
+                event.set()
+
+    def close(self) -> None:
+        self.client.remove_listener(self._record)
 
 
 def run_python(script: str, timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":

@@ -27,7 +27,7 @@ from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError,
 from kazoo.recipe.lock import Lock
 
 from awaiters import AWAITERS, Awaiter
-from support import MONKEY_PATCHED, native_threading as _threading, until
+from support import MONKEY_PATCHED, expire_session, native_threading as _threading, until
 from eventlet_handler import EventletHandler, aio
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
@@ -287,7 +287,6 @@ def test_session_expiry_while_coroutines_wait(
 
     awaited = awaiter.run(coro)
     until(lambda: counts["ok"] > 200, WAIT, "coroutines' gets before the expiry")
-    from test_expiry import expire_session  # kazoo's recipe: a thief takes the session and closes it
 
     before = counts["ok"]
     expire_session(client, zookeeper_server.hosts)

@@ -30,7 +30,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import native_socket as _socket, native_threading as _threading, connected_client
+from support import StateLog, connected_client, native_socket as _socket, native_threading as _threading
 
 
 pytestmark = pytest.mark.timeout(90)
@@ -188,17 +188,8 @@ def test_hub_starvation(
     fields = _connection_fields(zookeeper_server.four_letter("cons"), session_id)
     assert fields is not None and int(fields["to"]) <= SESSION_TIMEOUT * 1000, fields
 
-    states: list[str] = []
-    lost, back = handler.event_object(), handler.event_object()
-
-    def listener(state: str) -> None:
-        states.append(state)
-        if state == KazooState.LOST:
-            lost.set()
-        elif state == KazooState.CONNECTED and KazooState.LOST in states:
-            back.set()
-
-    client.add_listener(listener)
+    log = StateLog(client)
+    states, lost, back = log.seen, log.when(KazooState.LOST), log.when(KazooState.CONNECTED, after=KazooState.LOST)
     with ConsSampler(zookeeper_server.port, session_id) as sampler:
         timer_ran: list[float] = []
         eventlet.spawn_after(0.1, lambda: timer_ran.append(time.monotonic()))
