@@ -290,14 +290,15 @@ class Caller:
 
 
 class HandlerInBody:
-    """Starts a handler inside the test body's thread and always stops it."""
+    """Starts a handler (``EventletHandler(mode, **options)``) inside the test body's
+    thread and always stops it."""
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self, mode: str, **options: Any) -> None:
+        self.mode, self.options = mode, options
         self.handler: Optional[EventletHandler] = None
 
     def __enter__(self) -> EventletHandler:
-        self.handler = EventletHandler(self.mode)
+        self.handler = EventletHandler(self.mode, **self.options)
         self.handler.start()
         return self.handler
 
