@@ -54,6 +54,11 @@ MODES = ["shared", "isolated"]
 BODY_TIMEOUT = 30.0
 
 
+def process_is_monkey_patched() -> bool:
+    """What ``mode="auto"`` looks at: eventlet patched ``thread`` or ``socket``."""
+    return bool(patcher.is_monkey_patched("thread") or patcher.is_monkey_patched("socket"))
+
+
 def import_or_skip(name: str) -> Any:
     """``pytest.importorskip``, except under EVENTLET_HANDLER_REQUIRE_ZOOKEEPER=1 (``make
     test``, which installs the test extra): there a missing dependency fails the test."""
