@@ -51,6 +51,8 @@ MONKEY_PATCHED = os.environ.get("EVENTLET_HANDLER_TEST_MONKEY_PATCH") == "1"
 HUBS = ["epolls", "poll", "selects", "asyncio"]
 CALLERS = ["same_green", "other_green", "native"]
 MODES = ["shared", "isolated"]
+#: Both modes for the plugin's ``eventlet_handler`` fixture, which reads the mark.
+MODE_PARAMS = [pytest.param(m, marks=pytest.mark.eventlet_handler_options(mode=m), id=m) for m in MODES]
 BODY_TIMEOUT = 30.0
 
 

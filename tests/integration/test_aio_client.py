@@ -27,7 +27,7 @@ from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError,
 from kazoo.recipe.lock import Lock
 
 from awaiters import AWAITERS, Awaiter
-from support import MONKEY_PATCHED, expire_session, native_threading as _threading, until
+from support import MODE_PARAMS, MONKEY_PATCHED, expire_session, native_threading as _threading, until
 from eventlet_handler import EventletHandler, aio
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
@@ -37,10 +37,7 @@ WAIT = 30.0
 CONNECTION_ERRORS = (ConnectionLoss, ConnectionClosedError, SessionExpiredError)
 
 
-@pytest.fixture(autouse=True, params=[
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-])
+@pytest.fixture(autouse=True, params=MODE_PARAMS)
 def handler_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

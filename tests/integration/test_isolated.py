@@ -37,7 +37,7 @@ from eventlet_handler import EventletHandler
 from eventlet_handler._hubthread import shutdown_current_hub
 from eventlet_handler.config import MODE_ENV
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import HandlerInBody, in_native_thread, process_is_monkey_patched
+from support import MODE_PARAMS, HandlerInBody, in_native_thread, process_is_monkey_patched
 from support import native_threading as _threading, native_thread as _thread
 
 
@@ -50,10 +50,6 @@ CHAIN_LENGTH = 10  # watch callbacks that fire while the main thread blocks nati
 NATIVE_WORKERS = 4
 GREEN_WORKERS = 4
 
-MODE_PARAMS = [
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-]
 ISOLATED = pytest.mark.eventlet_handler_options(mode="isolated")
 
 

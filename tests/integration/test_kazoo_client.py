@@ -20,14 +20,11 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
 
-from support import MONKEY_PATCHED, StateLog, connected_client, expire_session, kazoo_socket
+from support import MODE_PARAMS, MONKEY_PATCHED, StateLog, connected_client, expire_session, kazoo_socket
 from eventlet_handler import EventletHandler
 
 
-@pytest.fixture(autouse=True, params=[
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-])
+@pytest.fixture(autouse=True, params=MODE_PARAMS)
 def handler_mode(request: pytest.FixtureRequest) -> str:
     """Both modes; the plugin's ``eventlet_handler`` fixture reads the mark."""
     return request.param

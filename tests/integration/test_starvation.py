@@ -30,7 +30,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import StateLog, connected_client, native_socket as _socket, native_threading as _threading
+from support import MODE_PARAMS, StateLog, connected_client, native_socket as _socket, native_threading as _threading
 
 
 pytestmark = pytest.mark.timeout(90)
@@ -41,10 +41,6 @@ SAMPLE_EVERY = 0.1
 CONNECT_TIMEOUT = 15.0
 WAIT = 20.0  # bound of the waits for kazoo's state changes after the hog
 
-MODE_PARAMS = [
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-]
 
 _CONNECTION = re.compile(r"\((?P<fields>[^)]*\bsid=0x(?P<sid>[0-9a-f]+)[^)]*)\)")
 _FIELD = re.compile(r"(\w+)=([^,)]+)")
