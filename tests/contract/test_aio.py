@@ -171,8 +171,7 @@ def test_coroutine_set_wakes_green_native_and_coroutine_waiters(hub: str, starte
         result = handler.async_result()
         green = eventlet.spawn(result.get, timeout=5)
         native: List[Any] = []
-        thread = _threading.Thread(target=lambda: native.append(result.get(timeout=5)), daemon=True)
-        thread.start()
+        waiter = Caller("native").run(lambda: native.append(result.get(timeout=5)))
         _wait_parked(result, 2)
 
         async def setter() -> None:
@@ -180,7 +179,7 @@ def test_coroutine_set_wakes_green_native_and_coroutine_waiters(hub: str, starte
 
         awaiter.run(setter).join()
         assert green.wait() == "v"
-        green_wait_native_thread(thread, 5)
+        waiter.join(5)
         assert native == ["v"]
 
 

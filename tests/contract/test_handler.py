@@ -279,9 +279,7 @@ def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(hub
         handler.sleep_func(0.01)
         seen.append(current_hub())
 
-    thread = _threading.Thread(target=native, daemon=True)
-    thread.start()
-    green_wait_native_thread(thread, 10)
+    Caller("native").run(native).join(10)
     assert seen == [None], "sleep_func gave a native thread a hub"
 
 
