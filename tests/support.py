@@ -7,15 +7,24 @@
 * :func:`run_in_hub`: what the ``hub`` axis runs each test in.
 * :class:`Caller`: the ``caller`` axis (same green thread, other green thread, native).
 * :func:`until`, :func:`green_wait_native_thread`: bounded waits, never a bare sleep.
+* :func:`in_native_thread`, :func:`later`: a body in a native thread (its value or its
+  error back), a call a native thread makes after a delay.
+* :func:`connected_client`, :func:`expire_session`, :class:`StateLog`, :func:`socket_pairs`,
+  :func:`run_python`, :func:`callback`, :func:`runs_a_callback`:
+  scenario pieces many tests share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import socket
+import subprocess
+import sys
 import time
 import warnings
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -42,7 +51,14 @@ MONKEY_PATCHED = os.environ.get("EVENTLET_HANDLER_TEST_MONKEY_PATCH") == "1"
 HUBS = ["epolls", "poll", "selects", "asyncio"]
 CALLERS = ["same_green", "other_green", "native"]
 MODES = ["shared", "isolated"]
+#: Both modes for the plugin's ``eventlet_handler`` fixture, which reads the mark.
+MODE_PARAMS = [pytest.param(m, marks=pytest.mark.eventlet_handler_options(mode=m), id=m) for m in MODES]
 BODY_TIMEOUT = 30.0
+
+
+def process_is_monkey_patched() -> bool:
+    """What ``mode="auto"`` looks at: eventlet patched ``thread`` or ``socket``."""
+    return bool(patcher.is_monkey_patched("thread") or patcher.is_monkey_patched("socket"))
 
 
 def import_or_skip(name: str) -> Any:
@@ -74,6 +90,127 @@ def green_wait_native_thread(thread: Any, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{thread.name} still running after {timeout} s")
         eventlet.sleep(0.001)
+
+
+def in_native_thread(body: Callable[[], Any], timeout: float = 10.0, name: Optional[str] = None) -> Any:
+    """Run ``body`` in a fresh native daemon thread (no hub of its own unless ``body``
+    makes one); its value, or its exception re-raised here. Fails if it runs past
+    ``timeout``. The caller waits natively: call it where nothing green must run."""
+    outcome: dict = {}
+
+    def main() -> None:
+        try:
+            outcome["value"] = body()
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = _threading.Thread(target=main, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{thread.name} still running after {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def later(delay: float, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn(*args)`` from a native daemon thread after a native sleep of ``delay``;
+    returns that (started) thread."""
+
+    def run() -> None:
+        native_time.sleep(delay)
+        fn(*args)
+
+    thread = _threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def socket_pairs(count: int = 1) -> Iterator[List[Tuple[socket.socket, socket.socket]]]:
+    """``count`` real socketpairs, every end closed on the way out."""
+    pairs = [socket.socketpair() for _ in range(count)]
+    try:
+        yield pairs
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+@contextlib.contextmanager
+def connected_client(
+    hosts: str, handler: Any = None, start_timeout: float = 15.0, **kwargs: Any
+) -> Iterator[Any]:
+    """A started ``KazooClient`` on ``handler`` (default: an ``EventletHandler`` of its
+    own, stopped afterwards too); stopped and closed on the way out."""
+    from kazoo.client import KazooClient
+
+    own = handler is None
+    if own:
+        handler = EventletHandler()
+    client = KazooClient(hosts=hosts, handler=handler, **kwargs)
+    try:
+        client.start(timeout=start_timeout)
+        yield client
+    finally:
+        client.stop()
+        client.close()
+        if own:
+            handler.stop(timeout=10)
+
+
+def expire_session(client: Any, hosts: str) -> None:
+    """Expire ``client``'s session the way the server does it: another connection takes
+    the session over (same id and password) and closes it (kazoo's own test recipe)."""
+    with connected_client(hosts, client_id=client.client_id):
+        pass
+
+
+class StateLog:
+    """The states kazoo reports to a listener of ``client``, in order (``seen``).
+    ``when(state, after)`` is an event set once ``state`` is reported with ``after``
+    (any state) reported before it; ``close()`` removes the listener."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.seen: List[str] = []
+        self._waits: List[Tuple[str, Optional[str], Any]] = []
+        client.add_listener(self._record)
+
+    def when(self, state: str, after: Optional[str] = None) -> Any:
+        event = self.client.handler.event_object()
+        self._waits.append((state, after, event))
+        return event
+
+    def _record(self, state: str) -> None:
+        self.seen.append(state)
+        for wanted, after, event in self._waits:
+            if state == wanted and (after is None or after in self.seen):
+                event.set()
+
+    def close(self) -> None:
+        self.client.remove_listener(self._record)
+
+
+def run_python(script: str, timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":
+    """Run ``script`` in a fresh interpreter (warnings off); its completed process, with
+    stdout and stderr as text."""
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def callback(func: Callable[..., Any], *args: Any) -> Callback:
+    """A kazoo watch ``Callback`` of ``func(*args)``."""
+    return Callback("watch", func, args)
+
+
+def runs_a_callback(handler: EventletHandler, timeout: float = 5.0) -> bool:
+    """Whether a callback dispatched to ``handler`` now runs within ``timeout``."""
+    ran = handler.event_object()
+    handler.dispatch_callback(callback(ran.set))
+    return bool(ran.wait(timeout))
 
 
 def run_in_hub(name: str, body: Callable[[], Any], timeout: float = BODY_TIMEOUT) -> Any:
@@ -160,14 +297,15 @@ class Caller:
 
 
 class HandlerInBody:
-    """Starts a handler inside the test body's thread and always stops it."""
+    """Starts a handler (``EventletHandler(mode, **options)``) inside the test body's
+    thread and always stops it."""
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self, mode: str, **options: Any) -> None:
+        self.mode, self.options = mode, options
         self.handler: Optional[EventletHandler] = None
 
     def __enter__(self) -> EventletHandler:
-        self.handler = EventletHandler(self.mode)
+        self.handler = EventletHandler(self.mode, **self.options)
         self.handler.start()
         return self.handler
 

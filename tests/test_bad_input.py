@@ -11,7 +11,7 @@ import pytest
 from kazoo.protocol.states import Callback
 
 from eventlet_handler import EventletHandler, HandlerStoppedError, NoHubError
-from support import native_threading as _threading
+from support import in_native_thread, native_threading as _threading
 
 
 pytestmark = pytest.mark.timeout(20)
@@ -60,10 +60,7 @@ def test_spawn_before_start_from_a_native_thread_without_a_hub_is_refused() -> N
             except BaseException as exc:
                 outcome.append(exc)
 
-    thread = _threading.Thread(target=native, daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive()
+    in_native_thread(native)
     assert [type(exc) for exc in outcome] == [NoHubError, NoHubError], outcome
     assert all(isinstance(exc, RuntimeError) and "no eventlet hub" in str(exc) for exc in outcome)
     assert not handler.running
@@ -196,30 +193,29 @@ def test_create_connection_with_half_a_client_certificate_is_a_ValueError(
         eventlet_handler.create_connection(("127.0.0.1", 9), use_ssl=True, certfile="/nonexistent.pem")
 
 
-def test_no_private_BridgeClosed_escapes_when_the_home_hub_is_gone() -> None:
+def _shared_handler_whose_home_hub_is_gone() -> EventletHandler:
     """A shared-mode handler whose home thread retired its hub without stopping it (an
-    application thread that ended): dispatching runs the callback inline (the rule for
-    a handler that cannot run it), spawn() raises HandlerStoppedError, stop() returns;
-    none lets the private BridgeClosed out."""
+    application thread that ended)."""
     from eventlet import hubs
 
     from eventlet_handler._hubthread import shutdown_current_hub
 
     handler = EventletHandler("shared")
-    errors: list[BaseException] = []
 
     def service() -> None:
-        try:
-            hubs.get_hub()
-            handler.start()
-            shutdown_current_hub()  # the thread retires its hub, the handler still "running"
-        except BaseException as exc:
-            errors.append(exc)
+        hubs.get_hub()
+        handler.start()
+        shutdown_current_hub()  # the thread retires its hub, the handler still "running"
 
-    thread = _threading.Thread(target=service, daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive() and not errors, errors
+    in_native_thread(service)
+    return handler
+
+
+def test_no_private_BridgeClosed_escapes_when_the_home_hub_is_gone() -> None:
+    """Dispatching runs the callback inline (the rule for a handler that cannot run it),
+    spawn() raises HandlerStoppedError, stop() returns; none lets the private
+    BridgeClosed out."""
+    handler = _shared_handler_whose_home_hub_is_gone()
     ran: list[int] = []
     handler.dispatch_callback(Callback("watch", ran.append, (1,)))
     assert ran == [1]
@@ -232,22 +228,7 @@ def test_no_private_BridgeClosed_escapes_when_the_home_hub_is_gone() -> None:
 def test_spawn_refused_because_the_home_hub_is_gone_leaves_no_task_behind() -> None:
     """A spawn() that cannot reach its home hub raises and does not count as running
     work: a phantom task would keep the home from ever retiring."""
-    from eventlet import hubs
-
-    from eventlet_handler import HandlerStoppedError
-    from eventlet_handler._hubthread import shutdown_current_hub
-
-    handler = EventletHandler("shared")
-
-    def service() -> None:
-        hubs.get_hub()
-        handler.start()
-        shutdown_current_hub()  # the thread retires its hub, the handler still "running"
-
-    thread = _threading.Thread(target=service, daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive()
+    handler = _shared_handler_whose_home_hub_is_gone()
     with pytest.raises(HandlerStoppedError):
         handler.spawn(print)
     assert handler.stats()["tasks_running"] == 0, "the refused spawn is still counted as running"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kazoo.handlers.eventlet import SequentialEventletHandler
@@ -141,16 +142,22 @@ def test_load_handler_unknown_name_lists_the_valid_ones(demo_distribution: Path)
         assert name in str(info.value)
 
 
-def test_load_handler_unimportable_module_chains_the_import_error() -> None:
-    with pytest.raises(ImportError, match="no_such_package.handlers:Handler") as info:
-        load_handler("no_such_package.handlers:Handler")
-    assert isinstance(info.value.__cause__, ImportError)
-
-
-def test_load_handler_missing_class_is_an_import_error() -> None:
-    with pytest.raises(ImportError, match="has no attribute 'NoSuchHandler'") as info:
-        load_handler("kazoo.handlers.threading:NoSuchHandler")
-    assert isinstance(info.value.__cause__, AttributeError)
+@pytest.mark.parametrize(
+    ("spec", "error", "match", "cause"),
+    [
+        # an unimportable module chains the ImportError; a missing class is an ImportError too
+        ("no_such_package.handlers:Handler", ImportError, "no_such_package.handlers:Handler", ImportError),
+        ("kazoo.handlers.threading:NoSuchHandler", ImportError, "has no attribute 'NoSuchHandler'", AttributeError),
+        (":Handler", ValueError, "expected 'package.module:Class'", None),
+        ("kazoo.handlers.threading:", ValueError, "expected 'package.module:Class'", None),
+        (SequentialThreadingHandler, TypeError, "must be a str", None),  # not a string
+    ],
+)
+def test_load_handler_refuses_a_spec_it_cannot_load(spec: Any, error: type, match: str, cause: Any) -> None:
+    with pytest.raises(error, match=match) as info:
+        load_handler(spec)
+    if cause is not None:
+        assert isinstance(info.value.__cause__, cause)
 
 
 def test_load_handler_broken_entry_point_names_the_spec(demo_distribution: Path) -> None:
@@ -174,17 +181,6 @@ def test_load_handler_refuses_classes_without_handler_methods() -> None:
     message = str(info.value)
     for attr in ("start", "dispatch_callback", "async_result", "spawn"):
         assert attr in message
-
-
-@pytest.mark.parametrize("spec", [":Handler", "kazoo.handlers.threading:"])
-def test_load_handler_malformed_path(spec: str) -> None:
-    with pytest.raises(ValueError, match="expected 'package.module:Class'"):
-        load_handler(spec)
-
-
-def test_load_handler_refuses_non_strings() -> None:
-    with pytest.raises(TypeError, match="must be a str"):
-        load_handler(SequentialThreadingHandler)  # type: ignore[arg-type]
 
 
 # -- resolve_options ---------------------------------------------------------------------
@@ -252,15 +248,18 @@ def test_resolve_options_reads_os_environ_by_default(monkeypatch: pytest.MonkeyP
     assert options.slow_callback_threshold is None
 
 
-def test_resolve_options_none_threshold_turns_warning_off_over_environment() -> None:
-    options = resolve_options(mode="shared", slow_callback_threshold=None, environ={SLOW_CALLBACK_THRESHOLD_ENV: "3"})
-    assert options.slow_callback_threshold is None
-
-
-@pytest.mark.parametrize("text", ["0", "off", "OFF", "none", " None "])
-def test_resolve_options_environment_words_turn_threshold_off(text: str) -> None:
-    options = resolve_options(mode="shared", environ={SLOW_CALLBACK_THRESHOLD_ENV: text})
-    assert options.slow_callback_threshold is None
+@pytest.mark.parametrize(
+    ("kwargs", "text", "threshold"),
+    [
+        ({"slow_callback_threshold": None}, "3", None),  # None turns the warning off over the environment
+        *[({}, text, None) for text in ["0", "off", "OFF", "none", " None "]],  # so do these words
+        ({"slow_callback_threshold": 0}, None, None),  # and a zero argument
+        ({"slow_callback_threshold": UNSET}, None, 1.0),  # UNSET is the default
+    ],
+)
+def test_resolve_options_threshold_off_or_default(kwargs: dict, text: Any, threshold: Any) -> None:
+    environ = {} if text is None else {SLOW_CALLBACK_THRESHOLD_ENV: text}
+    assert resolve_options(mode="shared", environ=environ, **kwargs).slow_callback_threshold == threshold
 
 
 def test_resolve_options_empty_environment_values_are_unset(not_patched: None) -> None:
@@ -269,46 +268,26 @@ def test_resolve_options_empty_environment_values_are_unset(not_patched: None) -
     assert options.slow_callback_threshold == 1.0
 
 
-def test_resolve_options_zero_threshold_argument_is_off() -> None:
-    assert resolve_options(mode="shared", slow_callback_threshold=0, environ={}).slow_callback_threshold is None
-
-
-def test_resolve_options_unset_is_the_default() -> None:
-    assert resolve_options(mode="shared", slow_callback_threshold=UNSET, environ={}).slow_callback_threshold == 1.0
-
-
-def test_resolve_options_bad_mode_argument() -> None:
-    with pytest.raises(ValueError, match=r"mode='fast'.*argument.*auto, shared, isolated"):
-        resolve_options(mode="fast", environ={})
-
-
-def test_resolve_options_bad_mode_environment() -> None:
-    with pytest.raises(ValueError, match=rf"{MODE_ENV}='fast'.*environment variable.*auto, shared, isolated"):
-        resolve_options(environ={MODE_ENV: "fast"})
-
-
-def test_resolve_options_mode_of_wrong_type() -> None:
-    with pytest.raises(TypeError, match="mode must be a str"):
-        resolve_options(mode=1, environ={})  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("value", [-1, -0.001, math.nan, math.inf])
-def test_resolve_options_refuses_bad_threshold_numbers(value: float) -> None:
-    with pytest.raises(ValueError, match="slow_callback_threshold"):
-        resolve_options(mode="shared", slow_callback_threshold=value, environ={})
-
-
-@pytest.mark.parametrize("value", [True, "1", [1]])
-def test_resolve_options_refuses_threshold_of_wrong_type(value: object) -> None:
-    with pytest.raises(TypeError, match="slow_callback_threshold must be a number"):
-        resolve_options(mode="shared", slow_callback_threshold=value, environ={})  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("text", ["soon", "-1", "nan", "inf"])
-def test_resolve_options_refuses_bad_threshold_environment(text: str) -> None:
-    with pytest.raises(ValueError, match=SLOW_CALLBACK_THRESHOLD_ENV) as info:
-        resolve_options(mode="shared", environ={SLOW_CALLBACK_THRESHOLD_ENV: text})
-    assert repr(text) in str(info.value)
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match", "also"),
+    [
+        ({"mode": "fast", "environ": {}}, ValueError, r"mode='fast'.*argument.*auto, shared, isolated", ""),
+        ({"environ": {MODE_ENV: "fast"}}, ValueError, rf"{MODE_ENV}='fast'.*environment variable.*auto, shared, isolated",
+         ""),
+        ({"mode": 1, "environ": {}}, TypeError, "mode must be a str", ""),
+        *[({"mode": "shared", "slow_callback_threshold": value, "environ": {}}, ValueError,
+           "slow_callback_threshold", "") for value in [-1, -0.001, math.nan, math.inf]],
+        *[({"mode": "shared", "slow_callback_threshold": value, "environ": {}}, TypeError,
+           "slow_callback_threshold must be a number", "") for value in [True, "1", [1]]],
+        # a bad environment value is quoted in the error
+        *[({"mode": "shared", "environ": {SLOW_CALLBACK_THRESHOLD_ENV: text}}, ValueError,
+           SLOW_CALLBACK_THRESHOLD_ENV, repr(text)) for text in ["soon", "-1", "nan", "inf"]],
+    ],
+)
+def test_resolve_options_refuses_bad_values(kwargs: dict, error: type, match: str, also: str) -> None:
+    with pytest.raises(error, match=match) as info:
+        resolve_options(**kwargs)
+    assert also in str(info.value)
 
 
 def test_handler_options_are_frozen() -> None:

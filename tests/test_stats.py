@@ -7,26 +7,23 @@ import time
 from typing import Any, Iterator
 
 import pytest
-from kazoo.protocol.states import Callback
 
 from eventlet_handler import EventletHandler
-from support import native_threading as _threading, until
+from support import HandlerInBody, callback, in_native_thread, until
 
 
 @pytest.fixture
 def handler() -> Iterator[EventletHandler]:
     # 0.3 s: a no-op callback never holds its worker that long, even on a loaded 2-core
     # machine (at 0.05 s a preempted one could, and count as a second slow callback).
-    handler = EventletHandler("shared", slow_callback_threshold=0.3)
-    handler.start()
-    yield handler
-    handler.stop(timeout=10)
+    with HandlerInBody("shared", slow_callback_threshold=0.3) as handler:
+        yield handler
 
 
 def _dispatch_and_wait(handler: EventletHandler, func: Any, *args: Any) -> None:
     done = handler.event_object()
-    handler.dispatch_callback(Callback("watch", func, args))
-    handler.dispatch_callback(Callback("watch", done.set, ()))
+    handler.dispatch_callback(callback(func, *args))
+    handler.dispatch_callback(callback(done.set))
     assert done.wait(5)
 
 
@@ -73,15 +70,11 @@ def test_slow_callback_is_warned_by_name_and_counted(
 
 
 def test_threshold_none_turns_the_warning_off(caplog: pytest.LogCaptureFixture) -> None:
-    handler = EventletHandler("shared", slow_callback_threshold=None)
-    handler.start()
-    try:
+    with HandlerInBody("shared", slow_callback_threshold=None) as handler:
         with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
             _dispatch_and_wait(handler, _slow_callback)
         assert not [r for r in caplog.records if "slow callback" in r.getMessage()]
         assert handler.stats()["queues"]["watch"]["slow"] == 0
-    finally:
-        handler.stop(timeout=10)
 
 
 def test_stats_depth_shows_queued_callbacks(handler: EventletHandler) -> None:
@@ -91,10 +84,10 @@ def test_stats_depth_shows_queued_callbacks(handler: EventletHandler) -> None:
         started.set()
         gate.wait(5)
 
-    handler.dispatch_callback(Callback("watch", hold, ()))
+    handler.dispatch_callback(callback(hold))
     try:
         for _ in range(5):
-            handler.dispatch_callback(Callback("watch", lambda: None, ()))
+            handler.dispatch_callback(callback(lambda: None))
         assert started.wait(5)  # the worker took the first and blocks on the gate
         assert handler.stats()["queues"]["watch"]["depth"] == 5
     finally:
@@ -104,38 +97,27 @@ def test_stats_depth_shows_queued_callbacks(handler: EventletHandler) -> None:
 def test_stats_counts_bridge_calls_from_native_threads(handler: EventletHandler) -> None:
     before = handler.stats()["bridge_calls"]
     done = handler.event_object()
-    thread = _threading.Thread(
-        target=lambda: [handler.dispatch_callback(Callback("watch", done.set, ())) for _ in range(3)],
-        daemon=True,
-    )
-    thread.start()
+    in_native_thread(lambda: [handler.dispatch_callback(callback(done.set)) for _ in range(3)], 5)
     assert done.wait(5)
-    thread.join(5)
     assert handler.stats()["bridge_calls"] >= before + 1
 
 
 def test_stats_bridge_calls_are_this_handlers_own(handler: EventletHandler) -> None:
     """Two shared-mode handlers on one hub share its bridge; each counts only the calls
     it sent (not the other's, not the hub's other traffic)."""
-    other = EventletHandler("shared")
-    other.start()
-    try:
+    with HandlerInBody("shared") as other:
         before = other.stats()["bridge_calls"]
         done = handler.event_object()
 
         def dispatch() -> None:
             for _ in range(20):
-                handler.dispatch_callback(Callback("watch", lambda: None, ()))
-            handler.dispatch_callback(Callback("watch", done.set, ()))
+                handler.dispatch_callback(callback(lambda: None))
+            handler.dispatch_callback(callback(done.set))
 
-        thread = _threading.Thread(target=dispatch, daemon=True)
-        thread.start()
+        in_native_thread(dispatch, 5)
         assert done.wait(5)
-        thread.join(5)
         assert handler.stats()["bridge_calls"] >= 21
         assert other.stats()["bridge_calls"] == before, "counted another handler's calls"
-    finally:
-        other.stop(timeout=10)
 
 
 def test_QueueStats_latencies_cover_exactly_the_last_1024_callbacks() -> None:
@@ -157,18 +139,11 @@ def test_QueueStats_latencies_cover_exactly_the_last_1024_callbacks() -> None:
 def test_stats_bridge_calls_count_exactly_the_calls_other_threads_sent() -> None:
     """A shared-mode handler started in this thread's hub sends nothing through its
     bridge from here; each spawn from a native thread is one bridge call."""
-    handler = EventletHandler("shared")
-    handler.start()
-    try:
+    with HandlerInBody("shared") as handler:
         assert handler.stats()["bridge_calls"] == 0, "calls made in the home hub itself were counted"
-        tasks: list = []
-        thread = _threading.Thread(target=lambda: tasks.extend(handler.spawn(int) for _ in range(3)), daemon=True)
-        thread.start()
-        thread.join(5)
+        tasks = in_native_thread(lambda: [handler.spawn(int) for _ in range(3)], 5)
         assert len(tasks) == 3 and all(task.join(5) for task in tasks)
         assert handler.stats()["bridge_calls"] == 3
-    finally:
-        handler.stop(timeout=10)
 
 
 def test_stats_of_a_handler_never_started_shows_empty_queues() -> None:

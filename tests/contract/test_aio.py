@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from typing import Any, List
 
 import eventlet
@@ -18,10 +17,11 @@ import pytest
 from awaiters import Awaiter
 from support import (
     Caller,
-    green_wait_native_thread,
+    HandlerInBody,
     home_thread_ident,
     run_in_hub,
     native_threading as _threading,
+    until,
 )
 from eventlet_handler import HandlerStoppedError, aio
 from eventlet_handler._primitives import Event
@@ -36,12 +36,9 @@ def _parked(owner: Any) -> List[Any]:
     return list(owner._waiters)
 
 
-def _wait_parked(result: Any, count: int = 1, timeout: float = 5.0) -> None:
+def _wait_parked(result: Any, count: int = 1) -> None:
     """Green-wait until ``count`` callers are parked on ``result`` (or its Event)."""
-    deadline = time.monotonic() + timeout
-    while len(_parked(result)) < count:
-        assert time.monotonic() < deadline, f"{len(_parked(result))} of {count} parked"
-        eventlet.sleep(0.001)
+    until(lambda: len(_parked(result)) >= count, 5.0, f"{count} callers to park")
 
 
 def _assert_refused(awaiter: Awaiter, handler: Any) -> None:
@@ -118,10 +115,7 @@ def test_AsyncResult_cancelled_await_detaches(hub: str, started: Any, awaiter: A
             return await aio.future(result)  # still awaitable after a detach
 
         awaited = awaiter.run(coro)
-        deadline = time.monotonic() + 5
-        while not seen:
-            assert time.monotonic() < deadline
-            eventlet.sleep(0.001)
+        until(lambda: seen, 5, "the detach")
         assert seen == [[]]  # the cancelled waiter left the result
         _wait_parked(result)
         result.set("late")
@@ -155,11 +149,7 @@ def test_AsyncResult_loop_closed_before_set_never_raises_into_setter(
 
 
 def test_EventletHandler_stop_fails_pending_awaits(hub: str, mode: str, awaiter: Awaiter) -> None:
-    from eventlet_handler import EventletHandler
-
-    handler = EventletHandler(mode)
-    handler.start()
-    try:
+    with HandlerInBody(mode) as handler:
         if awaiter.refused_by(handler):
             return _assert_refused(awaiter, handler)
         result = handler.async_result()
@@ -169,8 +159,6 @@ def test_EventletHandler_stop_fails_pending_awaits(hub: str, mode: str, awaiter:
 
         awaited = awaiter.run(coro)
         _wait_parked(result, 2)
-    finally:
-        handler.stop(timeout=10)
     errors = awaited.join()
     assert [type(e) for e in errors] == [HandlerStoppedError] * 2
     assert "stopped while a coroutine awaited" in str(errors[0])
@@ -182,8 +170,7 @@ def test_coroutine_set_wakes_green_native_and_coroutine_waiters(hub: str, starte
         result = handler.async_result()
         green = eventlet.spawn(result.get, timeout=5)
         native: List[Any] = []
-        thread = _threading.Thread(target=lambda: native.append(result.get(timeout=5)), daemon=True)
-        thread.start()
+        waiter = Caller("native").run(lambda: native.append(result.get(timeout=5)))
         _wait_parked(result, 2)
 
         async def setter() -> None:
@@ -191,7 +178,7 @@ def test_coroutine_set_wakes_green_native_and_coroutine_waiters(hub: str, starte
 
         awaiter.run(setter).join()
         assert green.wait() == "v"
-        green_wait_native_thread(thread, 5)
+        waiter.join(5)
         assert native == ["v"]
 
 
@@ -293,11 +280,7 @@ def test_aio_future_refuses_what_it_cannot_await() -> None:
 
 def test_blocking_call_in_coroutine_on_asyncio_hub_names_await(mode: str) -> None:
     def body() -> None:
-        from eventlet_handler import EventletHandler
-
-        handler = EventletHandler(mode)
-        handler.start()
-        try:
+        with HandlerInBody(mode) as handler:
             result, event = handler.async_result(), handler.event_object()
 
             async def coro() -> List[str]:
@@ -325,8 +308,6 @@ def test_blocking_call_in_coroutine_on_asyncio_hub_names_await(mode: str) -> Non
             eventlet.hubs.get_hub().schedule_call_global(0, in_hub_loop)
             eventlet.sleep(0.01)
             assert hub_errors and "hub timer or listener callback" in hub_errors[0]
-        finally:
-            handler.stop(timeout=10)
 
     run_in_hub("asyncio", body)
 
@@ -381,11 +362,7 @@ def test_watch_iterator_stops_when_dropped() -> None:
 
 
 def test_results_set_in_a_burst_wake_their_loop_once() -> None:
-    from eventlet_handler import EventletHandler
-
-    handler = EventletHandler("isolated")  # a plain loop in this thread awaits
-    handler.start()
-    try:
+    with HandlerInBody("isolated") as handler:  # a plain loop in this thread awaits
         results = [handler.async_result() for _ in range(100)]
 
         async def main() -> Any:
@@ -400,5 +377,3 @@ def test_results_set_in_a_burst_wake_their_loop_once() -> None:
         values, posts = asyncio.run(main())
         assert values == list(range(100))
         assert posts == 1  # one wake-up in flight per loop, not one per result
-    finally:
-        handler.stop(timeout=10)

@@ -5,37 +5,16 @@ Each test names the README sentence it checks; all use the public API only.
 
 from __future__ import annotations
 
-import time
 from typing import Any, List
 
 import eventlet
 import pytest
 from eventlet import hubs
 
-from kazoo.protocol.states import Callback
-
-from support import Caller, green_wait_native_thread, native_threading as _threading
-from eventlet_handler import EventletHandler, HandlerStoppedError, SequentialEventletHandler
+from support import Caller, HandlerInBody, callback, green_wait_native_thread, in_native_thread, later, until
+from support import native_threading as _threading
+from eventlet_handler import EventletHandler, SequentialEventletHandler
 from eventlet_handler._hubs import current_hub
-
-
-def native(fn: Any, timeout: float = 20.0) -> Any:
-    """Run ``fn`` in a fresh native thread (no hub of its own); return or re-raise."""
-    outcome: dict = {}
-
-    def main() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = _threading.Thread(target=main, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"{fn} did not return within {timeout} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def test_isolated_spawned_work_outlives_stop_then_its_hub_thread_exits() -> None:
@@ -51,18 +30,13 @@ def test_isolated_spawned_work_outlives_stop_then_its_hub_thread_exits() -> None
     assert task.is_alive() and hub_threads, "the hub thread went away with its work still running"
     release.set()
     assert task.join(5) and task.exception is None and task.value == "finished"
-    deadline = time.monotonic() + 10
-    while any(thread.is_alive() for thread in hub_threads) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not any(thread.is_alive() for thread in hub_threads), "the hub thread outlived its last task"
+    until(lambda: not any(t.is_alive() for t in hub_threads), 10, "the hub thread to exit after its task")
 
 
 def test_blocking_in_a_hub_loop_greenlet_raises_RuntimeError(hub: str) -> None:
     """README: "Nothing may block in a hub's own loop greenlet (a hub timer or listener
     callback): that raises RuntimeError"."""
-    handler = EventletHandler("isolated")
-    handler.start()
-    try:
+    with HandlerInBody("isolated") as handler:
         errors: List[str] = []
         done = eventlet.event.Event()
 
@@ -78,30 +52,24 @@ def test_blocking_in_a_hub_loop_greenlet_raises_RuntimeError(hub: str) -> None:
         hubs.get_hub().schedule_call_global(0, in_timer)
         with eventlet.Timeout(5):
             done.wait()
-    finally:
-        handler.stop(timeout=10)
     assert len(errors) == 2, errors
 
 
 def test_native_waiter_creates_no_hub() -> None:
     """README: a blocking call waits "natively in a thread that has none (no hub is
     created for it)"."""
-    handler = EventletHandler("isolated")
-    handler.start()
-    try:
+    with HandlerInBody("isolated") as handler:
         result = handler.async_result()
 
         def wait_natively() -> Any:
             event = handler.event_object()
             assert not event.wait(0.01)
-            _threading.Timer(0.05, result.set, args=("value",)).start()
+            later(0.05, result.set, "value")
             value = result.get(timeout=10)
             handler.lock_object().acquire()
             return value, current_hub()
 
-        assert native(wait_natively) == ("value", None)
-    finally:
-        handler.stop(timeout=10)
+        assert in_native_thread(wait_natively, 20) == ("value", None)
 
 
 @pytest.mark.parametrize("mode", ["shared", "isolated"])
@@ -142,17 +110,13 @@ def test_concurrent_start_from_many_threads_starts_once(hub: str, mode: str) -> 
 
 def test_stats_from_a_native_thread_counts_tasks_spawned() -> None:
     """README: "stats(): anywhere"; its ``tasks_spawned`` counts spawn() calls."""
-    handler = EventletHandler("isolated")
-    handler.start()
-    try:
-        before = native(handler.stats)
+    with HandlerInBody("isolated") as handler:
+        before = in_native_thread(handler.stats, 20)
         tasks = [handler.spawn(lambda: None) for _ in range(3)]
         assert all(task.join(10) for task in tasks)
-        after = native(handler.stats)
+        after = in_native_thread(handler.stats, 20)
         assert (before["mode"], before["state"]) == ("isolated", "running"), before
         assert after["tasks_spawned"] - before["tasks_spawned"] == 3, (before, after)
-    finally:
-        handler.stop(timeout=10)
 
 
 def test_SequentialEventletHandler_is_the_one_line_import_change() -> None:
@@ -161,9 +125,7 @@ def test_SequentialEventletHandler_is_the_one_line_import_change() -> None:
 
 
 def test_Task_repr_names_the_function_and_says_alive_then_done() -> None:
-    handler = EventletHandler("isolated")
-    handler.start()
-    try:
+    with HandlerInBody("isolated") as handler:
         release = handler.event_object()
 
         def held() -> None:
@@ -174,8 +136,6 @@ def test_Task_repr_names_the_function_and_says_alive_then_done() -> None:
         release.set()
         assert task.join(10)
         assert repr(task).endswith("held done>"), repr(task)
-    finally:
-        handler.stop(timeout=10)
 
 
 @pytest.mark.parametrize("mode", ["shared", "isolated"])
@@ -188,7 +148,7 @@ def test_concurrent_stops_each_return_after_the_queued_callbacks_ran(hub: str, m
     handler.start()
     ran: List[int] = []
     for n in range(3):
-        handler.dispatch_callback(Callback("watch", lambda n=n: (eventlet.sleep(0.02), ran.append(n)), ()))
+        handler.dispatch_callback(callback(lambda n=n: (eventlet.sleep(0.02), ran.append(n))))
     seen_at_return: List[List[int]] = []
 
     def stop() -> None:
@@ -203,5 +163,5 @@ def test_concurrent_stops_each_return_after_the_queued_callbacks_ran(hub: str, m
     assert seen_at_return == [[0, 1, 2]] * 5, seen_at_return
     assert handler.stats()["state"] == "stopped"
     late: List[str] = []
-    handler.dispatch_callback(Callback("watch", late.append, ("inline",)))  # stopped: runs inline
+    handler.dispatch_callback(callback(late.append, "inline"))  # stopped: runs inline
     assert late == ["inline"]

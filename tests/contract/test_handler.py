@@ -10,27 +10,25 @@ from typing import Any, List
 import eventlet
 import greenlet
 import pytest
-from kazoo.protocol.states import Callback
 from kazoo.handlers.eventlet import TimeoutError as KazooEventletTimeoutError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
 from support import (
     Caller,
-    green_wait_native_thread,
+    HandlerInBody,
+    callback,
     home_retired,
     home_thread,
     home_thread_ident,
     native_threading as _threading,
     native_time,
+    run_python,
+    runs_a_callback,
     until,
 )
 from eventlet_handler import EventletHandler
 from eventlet_handler._hubs import current_hub
-
-
-def _callback(func: Any, *args: Any) -> Callback:
-    return Callback("watch", func, args)
 
 
 def test_EventletHandler_dispatch_callback_runs_in_order_on_home_hub(
@@ -47,7 +45,7 @@ def test_EventletHandler_dispatch_callback_runs_in_order_on_home_hub(
 
         def dispatch_all() -> None:
             for i in range(200):
-                handler.dispatch_callback(_callback(record, i))
+                handler.dispatch_callback(callback(record, i))
 
         caller.run(dispatch_all).join()
         assert last.wait(5)
@@ -68,8 +66,8 @@ def test_EventletHandler_callback_exception_is_logged_and_worker_goes_on(
             raise ValueError("callback broke")
 
         def dispatch() -> None:
-            handler.dispatch_callback(_callback(fail))
-            handler.dispatch_callback(_callback(after.set))
+            handler.dispatch_callback(callback(fail))
+            handler.dispatch_callback(callback(after.set))
 
         caller.run(dispatch).join()
         assert after.wait(5)
@@ -86,7 +84,7 @@ def test_EventletHandler_stop_from_caller_runs_queued_callbacks_first(
     handler.start()
     ran: List[int] = []
     for i in range(50):
-        handler.dispatch_callback(_callback(lambda i=i: (eventlet.sleep(0), ran.append(i))))
+        handler.dispatch_callback(callback(lambda i=i: (eventlet.sleep(0), ran.append(i))))
     caller.run(handler.stop).join(15)
     assert ran == list(range(50))
     assert not handler.running and handler.stats()["state"] == "stopped"
@@ -102,8 +100,8 @@ def test_EventletHandler_stop_from_inside_a_callback_returns(hub: str, started: 
         handler.stop()
         returned.set()
 
-    handler.dispatch_callback(_callback(stopper))
-    handler.dispatch_callback(_callback(later.append, "queued before stop"))
+    handler.dispatch_callback(callback(stopper))
+    handler.dispatch_callback(callback(later.append, "queued before stop"))
     assert returned.wait(5), "stop() inside a callback deadlocked"
     handler.stop(timeout=5)  # waits for the stop the callback requested
     assert later == ["queued before stop"]
@@ -113,7 +111,7 @@ def test_EventletHandler_stop_from_inside_a_callback_returns(hub: str, started: 
 def test_EventletHandler_concurrent_stops_all_return(hub: str, mode: str) -> None:
     handler = EventletHandler(mode)
     handler.start()
-    handler.dispatch_callback(_callback(eventlet.sleep, 0.05))
+    handler.dispatch_callback(callback(eventlet.sleep, 0.05))
     callers = [Caller(kind) for kind in ("other_green", "native", "native", "other_green")]
     dones = [c.run(handler.stop) for c in callers]
     handler.stop(timeout=10)
@@ -134,9 +132,7 @@ def test_EventletHandler_start_stop_idempotent_and_restartable(hub: str, caller:
         caller.run(handler.start).join()
         caller.run(handler.start).join()
         assert handler.running
-        ran = handler.event_object()
-        handler.dispatch_callback(_callback(ran.set))
-        assert ran.wait(5)
+        assert runs_a_callback(handler)
         caller.run(handler.stop).join(10)
         caller.run(handler.stop).join(10)
         assert not handler.running
@@ -228,10 +224,7 @@ def test_EventletHandler_completion_order_follows_causality_across_threads(hub: 
     """A callback a native thread dispatched stays ahead of one the home hub dispatches
     because of something that native thread did afterwards (kazoo: a rawlink on a ready
     result, then a rawlink on a pending one that the connection loop then sets)."""
-
-    handler = EventletHandler(mode)
-    handler.start()
-    try:
+    with HandlerInBody(mode) as handler:
         for _ in range(100):
             order: List[str] = []
             done = handler.event_object()
@@ -254,8 +247,6 @@ def test_EventletHandler_completion_order_follows_causality_across_threads(hub: 
             Caller("native").run(native).join()
             assert done.wait(5)
             assert order == ["A", "B"]
-    finally:
-        handler.stop(timeout=10)
 
 
 def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(hub: str, mode: str) -> None:
@@ -281,9 +272,7 @@ def test_EventletHandler_spawned_task_outlives_stop_and_joins_after_restart(hub:
     assert handler.stats()["tasks_running"] == 1
     handler.start()
     assert home_thread_ident(handler) == home, "the restart did not reuse the home"
-    ran = handler.event_object()
-    handler.dispatch_callback(_callback(ran.set))
-    assert ran.wait(5)
+    assert runs_a_callback(handler)
     go.set()
     assert task.join(5) and task.exception is None
     assert where == [home, home]
@@ -307,9 +296,7 @@ def test_EventletHandler_sleep_func_is_green_in_a_hub_and_native_without_one(hub
         handler.sleep_func(0.01)
         seen.append(current_hub())
 
-    thread = _threading.Thread(target=native, daemon=True)
-    thread.start()
-    green_wait_native_thread(thread, 10)
+    Caller("native").run(native).join(10)
     assert seen == [None], "sleep_func gave a native thread a hub"
 
 
@@ -333,9 +320,7 @@ def test_EventletHandler_restarts_in_a_new_home_once_the_old_one_retired_after_s
     handler.start()
     try:
         assert handler._home is not old_home, "start() reattached a retired home"
-        ran = handler.event_object()
-        handler.dispatch_callback(_callback(ran.set))
-        assert ran.wait(5), "a callback did not run after the restart"
+        assert runs_a_callback(handler), "a callback did not run after the restart"
         assert handler.spawn(int).join(5), "a spawn did not run after the restart"
     finally:
         handler.stop(timeout=10)
@@ -390,7 +375,7 @@ def test_EventletHandler_callback_dispatched_after_stop_runs_while_spawned_work_
 
     def dispatch_here() -> None:  # in shared mode the test's own hub is the home hub
         me = greenlet.getcurrent()
-        handler.dispatch_callback(_callback(lambda: (ran_on.append(greenlet.getcurrent()), ran.set())))
+        handler.dispatch_callback(callback(lambda: (ran_on.append(greenlet.getcurrent()), ran.set())))
         if current_hub() is home.hub:
             assert ran_on[:1] != [me], "a callback dispatched in the home hub ran inline there"
         else:
@@ -424,7 +409,7 @@ def test_EventletHandler_callback_dispatched_in_the_home_hub_after_its_last_task
     home = handler._home
     assert home is not None and home.retired and home.hub is current_hub(), home
     ran: List[str] = []
-    handler.dispatch_callback(_callback(ran.append, "ran"))
+    handler.dispatch_callback(callback(ran.append, "ran"))
     assert ran == ["ran"]
     handler.stop(timeout=10)
     assert handler._home is None
@@ -436,7 +421,7 @@ def test_EventletHandler_stop_that_runs_out_of_time_warns_and_stays_stopping(
     handler = EventletHandler(mode)
     handler.start()
     gate, busy = handler.event_object(), handler.event_object()
-    handler.dispatch_callback(_callback(lambda: (busy.set(), gate.wait(10))))
+    handler.dispatch_callback(callback(lambda: (busy.set(), gate.wait(10))))
     assert busy.wait(5)
     with caplog.at_level(logging.WARNING, logger="eventlet_handler"):
         handler.stop(timeout=0.1)
@@ -458,22 +443,23 @@ def test_EventletHandler_home_repr_says_where_it_lives_and_its_state(hub: str, m
     assert "retired" in repr(home)
 
 
+_LOGGING_DEBUG = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(message)s')\n"
+    "from eventlet_handler import EventletHandler\n"
+)
+
+
 def test_EventletHandler_interpreter_exit_with_work_still_running_logs_one_debug_line_per_process() -> None:
     """README: exiting with live clients is normal; one debug line per process names the
     spawned work released, however many handlers had some."""
-    import subprocess
-    import sys
-
-    script = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(message)s')\n"
-        "from eventlet_handler import EventletHandler\n"
-        "for mode in ('isolated', 'isolated'):\n"
+    done = run_python(
+        _LOGGING_DEBUG
+        + "for mode in ('isolated', 'isolated'):\n"
         "    handler = EventletHandler(mode)\n"
         "    handler.start()\n"
         "    handler.spawn(handler.event_object().wait, 30)\n"
     )
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if "interpreter exit: releasing spawned work" in line]
     assert len(lines) == 1, done.stderr
@@ -526,16 +512,12 @@ def test_EventletHandler_stop_at_interpreter_exit_that_fails_is_logged_with_its_
 def test_EventletHandler_home_join_is_bounded_by_its_timeout(hub: str) -> None:
     """``Home.join(timeout)`` waits at most ``timeout`` for a hub thread that is not
     exiting (the 10 s default is only for no timeout)."""
-    handler = EventletHandler("isolated")
-    handler.start()
-    try:
+    with HandlerInBody("isolated") as handler:
         home = handler._home
         assert home is not None
         started = time.monotonic()
         assert home.join(0.1) is False, "join() said a running hub thread had exited"
         seconds = time.monotonic() - started
-    finally:
-        handler.stop(timeout=10)
     assert seconds < 5.0, f"Home.join(0.1) took {seconds:.2f} s"
 
 
@@ -550,13 +532,11 @@ def test_EventletHandler_start_while_a_stop_requested_by_a_callback_drains_waits
     The drain is held until ``start()`` waits for it (its ``_await_workers`` releases
     it): a start that did not wait would restart beside the held callback."""
 
-    handler = EventletHandler(mode)
-    handler.start()
-    asked, gate = handler.event_object(), handler.event_object()
-    try:
+    with HandlerInBody(mode) as handler:
+        asked, gate = handler.event_object(), handler.event_object()
         order: List[str] = []
-        handler.dispatch_callback(_callback(lambda: (handler.stop(), asked.set())))
-        handler.dispatch_callback(_callback(lambda: (gate.wait(10), order.append("queued before the stop"))))
+        handler.dispatch_callback(callback(lambda: (handler.stop(), asked.set())))
+        handler.dispatch_callback(callback(lambda: (gate.wait(10), order.append("queued before the stop"))))
         assert asked.wait(5)
         assert handler.stats()["state"] == "stopping"
         await_workers = handler._await_workers
@@ -570,32 +550,25 @@ def test_EventletHandler_start_while_a_stop_requested_by_a_callback_drains_waits
         monkeypatch.undo()
         assert handler.running
         ran = handler.event_object()
-        handler.dispatch_callback(_callback(lambda: (order.append("after the restart"), ran.set())))
+        handler.dispatch_callback(callback(lambda: (order.append("after the restart"), ran.set())))
         assert ran.wait(5), "a callback did not run after the restart"
         assert order == ["queued before the stop", "after the restart"], "start() did not wait for the drain"
-    finally:
-        gate.set()
-        handler.stop(timeout=10)
 
 
 def test_EventletHandler_dispatch_from_the_home_hub_takes_no_bridge_call(hub: str) -> None:
     """Handler rule 3's fast path: a callback dispatched from the home hub itself, with
     nothing pending in the bridge, goes straight into its worker's queue."""
-    handler = EventletHandler("shared")  # the test's hub is the home hub
-    handler.start()
-    try:
+    with HandlerInBody("shared") as handler:  # the test's hub is the home hub
         home = handler._home
         assert home is not None and home.hub is current_hub()
         done = handler.event_object()
         until(lambda: not home.bridge.pending, what="the start's calls to run")
         before = home.bridge.calls_run
         for _ in range(10):
-            handler.dispatch_callback(_callback(int))
-        handler.dispatch_callback(_callback(done.set))
+            handler.dispatch_callback(callback(int))
+        handler.dispatch_callback(callback(done.set))
         assert done.wait(5)
         assert home.bridge.calls_run == before, "callbacks from the home hub went through its bridge"
-    finally:
-        handler.stop(timeout=10)
 
 
 def test_EventletHandler_stop_says_so_in_the_log_and_counts_its_spawns(caplog: pytest.LogCaptureFixture) -> None:
@@ -618,19 +591,13 @@ def test_EventletHandler_stop_says_so_in_the_log_and_counts_its_spawns(caplog: p
 def test_EventletHandler_stopped_with_spawned_work_left_still_releases_it_at_interpreter_exit() -> None:
     """``stop()`` with spawned work still running keeps the atexit hook: at exit that
     work is released (its one debug line), not left to the interpreter's teardown."""
-    import subprocess
-    import sys
-
-    script = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format='%(message)s')\n"
-        "from eventlet_handler import EventletHandler\n"
-        "handler = EventletHandler('isolated')\n"
+    done = run_python(
+        _LOGGING_DEBUG
+        + "handler = EventletHandler('isolated')\n"
         "handler.start()\n"
         "handler.spawn(handler.event_object().wait, 30)\n"
         "handler.stop(timeout=5)\n"
     )
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "interpreter exit: releasing spawned work" in done.stderr, done.stderr
 
@@ -643,13 +610,13 @@ def test_EventletHandler_takes_mode_by_name_or_position_and_options_by_name_only
 
 
 @pytest.mark.parametrize("timeout, busy_for", [(0.9, 0.2), (3.0, 1.5)])
-def test_EventletHandler_stop_waits_up_to_its_timeout_for_a_running_callback(timeout: float, busy_for: float) -> None:
+def test_EventletHandler_stop_waits_up_to_its_timeout_for_a_runningcallback(timeout: float, busy_for: float) -> None:
     """``stop(timeout)`` waits for a callback that ends within the timeout, whether the
     timeout is under a second or over one, and then the handler is stopped."""
     handler = EventletHandler("isolated")
     handler.start()
     busy = handler.event_object()
-    handler.dispatch_callback(_callback(lambda: (busy.set(), native_time.sleep(busy_for))))
+    handler.dispatch_callback(callback(lambda: (busy.set(), native_time.sleep(busy_for))))
     assert busy.wait(5)
     handler.stop(timeout=timeout)
     assert handler.stats()["state"] == "stopped", f"stop(timeout={timeout}) gave up on a {busy_for} s callback"

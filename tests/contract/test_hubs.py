@@ -7,12 +7,10 @@ from typing import Any, Dict
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 
-from support import HUBS
+from support import HUBS, in_native_thread, run_python
 from eventlet_handler._hubs import current_hub, retire_current_hub
-
-_threading: Any = patcher.original("threading")
 
 
 def _holds_open(hub: Any) -> bool:
@@ -28,29 +26,17 @@ def _holds_open(hub: Any) -> bool:
 
 @pytest.mark.parametrize("name", HUBS)
 def test_retire_current_hub_closes_what_the_hub_holds_and_forgets_it(name: str) -> None:
-    outcome: Dict[str, Any] = {}
+    def main() -> Dict[str, Any]:
+        hubs.use_hub(name)
+        hub = hubs.get_hub()
+        eventlet.sleep(0)  # the hub's loop starts, and stays in its run loop
+        outcome = {"open before": _holds_open(hub), "running before": hub.running}
+        retire_current_hub()
+        outcome.update({"open after": _holds_open(hub), "running after": hub.running, "hub after": current_hub()})
+        retire_current_hub()  # nothing left to retire: a no-op
+        return outcome
 
-    def main() -> None:
-        try:
-            hubs.use_hub(name)
-            hub = hubs.get_hub()
-            eventlet.sleep(0)  # the hub's loop starts, and stays in its run loop
-            outcome["open before"] = _holds_open(hub)
-            outcome["running before"] = hub.running
-            retire_current_hub()
-            outcome["open after"] = _holds_open(hub)
-            outcome["running after"] = hub.running
-            outcome["hub after"] = current_hub()
-            retire_current_hub()  # nothing left to retire: a no-op
-        except BaseException as exc:  # re-raised below
-            outcome["error"] = exc
-
-    thread = _threading.Thread(target=main, name=f"retire-{name}", daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
+    outcome = in_native_thread(main, name=f"retire-{name}")
     assert outcome["hub after"] is None, "the thread still has its hub after retiring it"
     assert outcome["running before"] and not outcome["running after"], "the retired hub never left its run loop"
     if name in ("epolls", "asyncio"):
@@ -59,15 +45,7 @@ def test_retire_current_hub_closes_what_the_hub_holds_and_forgets_it(name: str) 
 
 
 def test_current_hub_never_creates_one() -> None:
-    outcome: Dict[str, Any] = {}
-
-    def main() -> None:
-        outcome["hub"] = current_hub()
-        outcome["still none"] = getattr(hubs._threadlocal, "hub", None)
-
-    thread = _threading.Thread(target=main, daemon=True)
-    thread.start()
-    thread.join(10)
+    outcome = in_native_thread(lambda: {"hub": current_hub(), "still none": getattr(hubs._threadlocal, "hub", None)})
     assert outcome == {"hub": None, "still none": None}
 
 
@@ -81,20 +59,14 @@ def test_thread_that_ends_without_retiring_its_hub_leaves_nothing_open(name: str
 
     from eventlet_handler._bridge import bridge_of
 
-    made: Dict[str, Any] = {}
-
-    def main() -> None:
+    def main() -> Dict[str, Any]:
         hubs.use_hub(name)
         hub = hubs.get_hub()
-        made["bridge"] = bridge_of(hub, create=True)
+        bridge = bridge_of(hub, create=True)
         eventlet.sleep(0)  # the hub loop runs, and stays "running" in its greenlet
-        made["hub"] = hub
+        return {"bridge": bridge, "hub": hub}
 
-    thread = _threading.Thread(target=main, name=f"abandons-{name}", daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive() and "hub" in made
-    del thread
+    made = in_native_thread(main, name=f"abandons-{name}")
     gc.collect()
     assert made["bridge"].read_fd == -1, "the ended thread's bridge still holds its pipe"
     assert not _holds_open(made["hub"]), f"the ended thread's {name} hub still holds its poller or loop"
@@ -104,15 +76,11 @@ def test_interpreter_exit_leaves_the_main_threads_hub_to_later_exit_hooks() -> N
     """The thread-exit clean-up is not run at interpreter exit: eventlet.tpool's atexit
     hook (killall) still switches into the main thread's hub after ours would have run,
     and meets a closed poller if the hub was retired first."""
-    import subprocess
-    import sys
-
-    script = (
+    done = run_python(
         "import eventlet, eventlet.tpool\n"
         "from eventlet import hubs\n"
         "from eventlet_handler._bridge import bridge_of\n"
         "bridge_of(hubs.get_hub(), create=True)\n"
         "assert eventlet.tpool.execute(lambda: 41) == 41\n"
     )
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

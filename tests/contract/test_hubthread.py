@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from eventlet import hubs, patcher
 
-from support import HUBS
+from support import HUBS, in_native_thread
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub, hub_module_of
 from eventlet_handler._hubthread import HubThread, shutdown_current_hub
@@ -48,24 +48,6 @@ def test_HubThread_stop_again_after_it_exited_is_quiet() -> None:
     assert hubthread.join(1)
 
 
-def _in_thread(fn: Any) -> Any:
-    outcome: dict = {}
-
-    def main() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # re-raised below
-            outcome["error"] = exc
-
-    thread = _threading.Thread(target=main, daemon=True)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 @pytest.mark.parametrize("with_bridge", [True, False], ids=["with_bridge", "hub_only"])
 def test_shutdown_current_hub_closes_the_bridge_and_retires_the_hub(with_bridge: bool) -> None:
     """What a hub thread does last: its bridge (if it made one) drains and closes, the
@@ -76,7 +58,7 @@ def test_shutdown_current_hub_closes_the_bridge_and_retires_the_hub(with_bridge:
         shutdown_current_hub()
         return bridge, hub, current_hub()
 
-    bridge, hub, after = _in_thread(body)
+    bridge, hub, after = in_native_thread(body)
     assert after is None, "the thread still has its hub"
     if bridge is not None:
         assert bridge.pump_exited and bridge.read_fd == -1, "the bridge was not closed"
@@ -88,7 +70,7 @@ def test_shutdown_current_hub_closes_the_bridge_and_retires_the_hub(with_bridge:
 @pytest.mark.parametrize("name", HUBS)
 def test_HubThread_runs_the_kind_of_hub_it_is_given(name: str) -> None:
     """Isolated mode's hub thread runs the starting thread's kind of hub."""
-    module = _in_thread(lambda: (hubs.use_hub(name), hub_module_of(hubs.get_hub()))[1])
+    module = in_native_thread(lambda: (hubs.use_hub(name), hub_module_of(hubs.get_hub()))[1])
     hubthread = HubThread(f"hubthread-kind-{name}", module)
     hubthread.start()
     try:

@@ -15,17 +15,9 @@ from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub
 from eventlet_handler._parking import Waiter
 from eventlet_handler._primitives import Event
-from support import native_threading as _threading, native_time as _time
+from support import later, native_threading as _threading
 
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")  # the asyncio hub always waits green
-
-
-def _set_later(event: Event, delay: float) -> None:
-    def run() -> None:
-        _time.sleep(delay)
-        event.set()
-
-    _threading.Thread(target=run, daemon=True).start()
 
 
 def test_idle_hub_waiter_is_woken_by_a_native_thread_without_a_bridge_call(hub: str) -> None:
@@ -34,7 +26,7 @@ def test_idle_hub_waiter_is_woken_by_a_native_thread_without_a_bridge_call(hub: 
     native = waiter.hub is None
     event = Event()
     before = bridge.calls_run
-    _set_later(event, 0.05)
+    later(0.05, event.set)
     assert event.wait(5.0)
     assert native == (hub in NATIVE_WAIT_HUBS)
     if native:
@@ -53,11 +45,7 @@ def test_bridge_call_interrupts_the_native_wait_and_runs_in_the_hub(hub: str) ->
         ran_in.append(current_hub())
         event.set()
 
-    def post() -> None:
-        _time.sleep(0.05)
-        bridge.call_soon_threadsafe(eventlet.spawn_n, green_setter)
-
-    _threading.Thread(target=post, daemon=True).start()
+    later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, green_setter)
     started = time.monotonic()
     assert event.wait(3.0)
     assert ran_in == [here]
@@ -86,11 +74,7 @@ def test_an_fd_listener_keeps_the_wait_green(hub: str) -> None:
     eventlet.sleep(0)  # the reader registers its listener
     raw = socket.socket(fileno=b.detach())
 
-    def write_later() -> None:
-        _time.sleep(0.05)
-        raw.send(b"x")
-
-    _threading.Thread(target=write_later, daemon=True).start()
+    later(0.05, raw.send, b"x")
     try:
         assert event.wait(3.0)
     finally:

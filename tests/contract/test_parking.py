@@ -12,23 +12,13 @@ import eventlet
 import pytest
 from eventlet import hubs
 
-from support import fill_send_buffer, green_wait_native_thread, until
-from support import native_threading as _threading, native_time as _time
+from support import Caller, fill_send_buffer, green_wait_native_thread, later, until
+from support import native_time as _time
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._parking import Waiter
 from eventlet_handler._primitives import Event, Lock
 
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")  # the asyncio hub always waits green
-
-
-def _later(delay: float, fn: Any, *args: Any) -> Any:
-    def run() -> None:
-        _time.sleep(delay)
-        fn(*args)
-
-    thread = _threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_wait_without_a_timeout_lasts_as_long_as_it_takes(hub: str) -> None:
@@ -37,9 +27,8 @@ def test_wait_without_a_timeout_lasts_as_long_as_it_takes(hub: str) -> None:
     bridge_of(hubs.get_hub(), create=True)
     event = Event()
     native: List[bool] = []
-    waiter = _threading.Thread(target=lambda: native.append(event.wait()), daemon=True)
-    waiter.start()
-    _later(1.5, event.set)  # later than any 1 s default a wrong bound would use
+    waiter = Caller("native").run(lambda: native.append(event.wait()))
+    later(1.5, event.set)  # later than any 1 s default a wrong bound would use
     assert event.wait() is True, "the hub thread's wait() gave up before the set"
     waiter.join(5)
     assert native == [True], "the native thread's wait() gave up before the set"
@@ -56,13 +45,13 @@ def test_native_wait_cut_short_by_a_bridge_call_keeps_the_rest_of_its_timeout(hu
     bridge = bridge_of(hubs.get_hub(), create=True)
     lock = Lock()
     lock.acquire()
-    releaser = _later(0.8, lock.release)
-    _later(0.05, bridge.call_soon_threadsafe, int)
+    releaser = later(0.8, lock.release)
+    later(0.05, bridge.call_soon_threadsafe, int)
     started = time.monotonic()
     assert lock.acquire(timeout=0.2) is False, (
         f"acquire(timeout=0.2) was still waiting {time.monotonic() - started:.2f} s in")
     assert time.monotonic() - started >= 0.18, "acquire(timeout=0.2) gave up early"
-    _later(0.05, bridge.call_soon_threadsafe, int)
+    later(0.05, bridge.call_soon_threadsafe, int)
     assert lock.acquire() is True  # handed over by the release
     green_wait_native_thread(releaser, 5)
     lock.release()
@@ -74,27 +63,18 @@ def test_waker_never_raises_when_a_bridge_call_and_a_wake_land_together(hub: str
     the second release of its lock is expected (rule 3, idempotent), never an error for
     the waker or the bridge call's caller."""
     bridge = bridge_of(hubs.get_hub(), create=True)
-    errors: List[BaseException] = []
     for _ in range(100):
         event = Event()
 
         def both(event: Event = event) -> None:
-            try:
-                until(lambda: bridge._sleeper is not None or event._waiters, what="the waiter to park")
-                if first == "bridge_call":
-                    bridge.call_soon_threadsafe(int)
-                    event.set()
-                else:
-                    event.set()
-                    bridge.call_soon_threadsafe(int)
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
+            until(lambda: bridge._sleeper is not None or event._waiters, what="the waiter to park")
+            calls = [lambda: bridge.call_soon_threadsafe(int), event.set]
+            for call in calls if first == "bridge_call" else reversed(calls):
+                call()
 
-        thread = _threading.Thread(target=both, daemon=True)
-        thread.start()
+        both_done = Caller("native").run(both)  # join() re-raises what the waker raised
         assert event.wait(5)
-        green_wait_native_thread(thread, 5)
-    assert errors == []
+        both_done.join(5)
 
 
 def test_waker_that_saw_the_waiter_native_wakes_it_after_it_went_green(hub: str) -> None:
@@ -108,24 +88,18 @@ def test_waker_that_saw_the_waiter_native_wakes_it_after_it_went_green(hub: str)
     bridge = bridge_of(hubs.get_hub(), create=True)
     waiter = Waiter()
     assert waiter.hub is None, "an idle hub's waiter starts native"
-    errors: List[BaseException] = []
 
     def waker() -> None:
-        try:
-            until(lambda: bridge._sleeper is not None, what="the waiter to park natively")
-            bridge.call_soon_threadsafe(int)  # it goes green...
-            until(lambda: waiter.hub is not None, what="the waiter to publish its hub")
-            waiter._release()  # ...and a wake that saw it native lands now
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        until(lambda: bridge._sleeper is not None, what="the waiter to park natively")
+        bridge.call_soon_threadsafe(int)  # it goes green...
+        until(lambda: waiter.hub is not None, what="the waiter to publish its hub")
+        waiter._release()  # ...and a wake that saw it native lands now
 
-    thread = _threading.Thread(target=waker, daemon=True)
-    thread.start()
+    waking = Caller("native").run(waker)
     started = time.monotonic()
     woken = waiter.wait(5.0)
-    green_wait_native_thread(thread, 5)
+    waking.join(5)  # re-raises what the waker raised
     seconds = time.monotonic() - started
-    assert errors == [], "the waker raised"
     assert woken and seconds < 4.0, f"woken={woken} after {seconds:.2f} s: the wake was lost"
 
 
@@ -195,8 +169,7 @@ def test_a_green_writer_blocked_on_a_full_socket_keeps_the_wait_green(hub: str) 
     eventlet.sleep(0)  # the writer registers its write listener
     raw = socket.socket(fileno=b.detach())
 
-    def drain_later() -> None:
-        _time.sleep(0.05)
+    def drain() -> None:
         raw.settimeout(5)
         try:
             while raw.recv(1 << 20):
@@ -204,7 +177,7 @@ def test_a_green_writer_blocked_on_a_full_socket_keeps_the_wait_green(hub: str) 
         except OSError:
             pass
 
-    _threading.Thread(target=drain_later, daemon=True).start()
+    later(0.05, drain)
     try:
         assert event.wait(3.0), "the writer never ran: the hub waited natively with a write listener"
     finally:
@@ -231,8 +204,8 @@ def test_native_wait_cut_short_after_its_deadline_passed_gives_up_at_once(
         reads.append(0)
         return _time.monotonic() + (1000.0 if len(reads) > 1 else 0.0)
 
-    releaser = _later(1.0, lock.release)
-    _later(0.05, bridge.call_soon_threadsafe, int)
+    releaser = later(1.0, lock.release)
+    later(0.05, bridge.call_soon_threadsafe, int)
     monkeypatch.setattr(_parking, "_clock", clock)
     try:
         got = lock.acquire(timeout=0.5)
@@ -254,24 +227,20 @@ def test_waking_a_green_waiter_whose_hub_closes_its_bridge_meanwhile_is_not_an_e
     bridge = bridge_of(hubs.get_hub(), create=True)
     event = Event()
     busy = eventlet.spawn_after(30, int)  # a live timer: the wait below is green
-    errors: List[BaseException] = []
 
     def closed_meanwhile(target: Any, create: bool = False) -> Any:
         _bridge.close_bridge(target)
         return bridge
 
     def waker() -> None:
-        try:
-            until(lambda: event._waiters and event._waiters[0].hub is not None, what="a green waiter")
-            monkeypatch.setattr(_parking, "bridge_of", closed_meanwhile)
-            event.set()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        until(lambda: event._waiters and event._waiters[0].hub is not None, what="a green waiter")
+        monkeypatch.setattr(_parking, "bridge_of", closed_meanwhile)
+        event.set()
 
-    thread = _threading.Thread(target=waker, daemon=True)
-    thread.start()
+    waking = Caller("native").run(waker)
     assert event.wait(0.5), "the flag was set"  # the wake itself is lost: the hub is closing
-    green_wait_native_thread(thread, 5)
-    busy.cancel()
-    monkeypatch.undo()
-    assert errors == [], "the waker's set() raised"
+    try:
+        waking.join(5)  # re-raises what the waker's set() raised
+    finally:
+        busy.cancel()
+        monkeypatch.undo()

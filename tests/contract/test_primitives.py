@@ -9,7 +9,7 @@ from typing import Any, List
 import eventlet
 import pytest
 
-from support import Caller, green_wait_native_thread, native_threading as _threading, native_time, until
+from support import Caller, green_wait_native_thread, later, native_threading as _threading, native_time, until
 from eventlet_handler import EventletHandler
 
 
@@ -96,11 +96,10 @@ def test_Queue_put_from_caller_get_in_test(hub: str, caller: Caller, handler: Ev
 def test_Queue_native_getter_wakes_on_green_put(hub: str, handler: EventletHandler) -> None:
     q = handler.queue_impl()
     got: List[Any] = []
-    thread = _threading.Thread(target=lambda: got.append(q.get(timeout=5)), daemon=True)
-    thread.start()
+    getter = Caller("native").run(lambda: got.append(q.get(timeout=5)))
     until(lambda: q._getters, what="the native getter to park")
     q.put("x")
-    green_wait_native_thread(thread, 5)
+    getter.join(5)
     assert got == ["x"]
 
 
@@ -202,15 +201,14 @@ def test_RLock_acquire_blocks_by_default_and_says_whether_it_holds_the_lock(
             held.set()
             let_go.wait(10)
 
-    thread = _threading.Thread(target=native_holder, daemon=True)
-    thread.start()
+    holder = Caller("native").run(native_holder)
     until(held.is_set, what="the native thread to take the lock")
     assert rlock.acquire(blocking=False) is False
     assert rlock.acquire(timeout=0.01) is False
     eventlet.spawn_after(0.05, let_go.set)
     assert rlock.acquire() is True, "acquire() must wait for the holder, not give up"
     rlock.release()
-    green_wait_native_thread(thread, 5)
+    holder.join(5)
 
 
 def test_RLock_serves_a_threading_Condition_owned_per_green_thread(hub: str, handler: EventletHandler) -> None:
@@ -329,12 +327,9 @@ def test_Lock_non_blocking_acquire_of_a_held_lock_returns_at_once(handler: Event
     said False long before, not waited to be handed the lock."""
     lock = handler.lock_object()
     lock.acquire()
-    releaser = _threading.Timer(0.5, lock.release)
-    releaser.start()
-    try:
-        assert lock.acquire(blocking=False) is False
-    finally:
-        releaser.join(5)
+    releaser = later(0.5, lock.release)
+    assert lock.acquire(blocking=False) is False
+    releaser.join(5)
     assert not lock.locked()
 
 
@@ -352,12 +347,9 @@ def test_Lock_acquire_timeout_minus_one_int_or_float_means_forever_other_negativ
 def test_Lock_acquire_with_a_timeout_is_handed_the_lock_released_within_it(handler: EventletHandler) -> None:
     lock = handler.lock_object()
     lock.acquire()
-    releaser = _threading.Timer(0.2, lock.release)
-    releaser.start()
-    try:
-        assert lock.acquire(timeout=1.0) is True, "acquire(timeout=1.0) gave up before the release 0.2 s in"
-    finally:
-        releaser.join(5)
+    releaser = later(0.2, lock.release)
+    assert lock.acquire(timeout=1.0) is True, "acquire(timeout=1.0) gave up before the release 0.2 s in"
+    releaser.join(5)
     lock.release()
 
 
@@ -365,13 +357,10 @@ def test_Queue_get_gives_up_at_its_timeout_when_nothing_wakes_it(handler: Eventl
     """An order check: the one item comes 0.7 s in; ``get(timeout=0.3)`` must have
     raised ``Empty`` before it, not waited on to take it."""
     q = handler.queue_impl()
-    putter = _threading.Timer(0.7, q.put, args=("late",))
-    putter.start()
-    try:
-        with pytest.raises(std_queue.Empty):
-            q.get(timeout=0.3)
-    finally:
-        putter.join(5)
+    putter = later(0.7, q.put, "late")
+    with pytest.raises(std_queue.Empty):
+        q.get(timeout=0.3)
+    putter.join(5)
     assert q.get_nowait() == "late"
 
 

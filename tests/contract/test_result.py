@@ -8,7 +8,7 @@ from typing import Any, List
 import eventlet
 import pytest
 
-from support import Caller, green_wait_native_thread, home_thread_ident, until, native_threading as _threading
+from support import Caller, home_thread_ident, until, native_threading as _threading
 
 
 def _parked(result: Any) -> List[Any]:
@@ -67,13 +67,11 @@ def test_AsyncResult_native_waiter_wakes_on_set(hub: str, caller: Caller, starte
             parked.set()
             got.append(result.get(timeout=5))
 
-        thread = _threading.Thread(target=native_waiter, daemon=True)
-        thread.start()
-        while not parked.is_set():
-            eventlet.sleep(0.001)
+        waiter = Caller("native").run(native_waiter)
+        until(parked.is_set, what="the native waiter to start")
         started_at = time.monotonic()
         caller.run(lambda: result.set("x")).join()
-        green_wait_native_thread(thread, 5)
+        waiter.join(5)
         assert got == ["x"]
         assert time.monotonic() - started_at < 4, "native waiter woke only near its timeout"
 
@@ -129,15 +127,5 @@ def test_AsyncResult_get_timeout_raises_timeout_exception(hub: str, started: Any
 def test_AsyncResult_timeout_from_native_thread(started: Any, hub: str) -> None:
     with started() as handler:
         result = handler.async_result()
-        errors: List[BaseException] = []
-
-        def native() -> None:
-            try:
-                result.get(timeout=0.05)
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = _threading.Thread(target=native, daemon=True)
-        thread.start()
-        green_wait_native_thread(thread, 5)
-        assert len(errors) == 1 and isinstance(errors[0], handler.timeout_exception)
+        with pytest.raises(handler.timeout_exception):
+            Caller("native").run(lambda: result.get(timeout=0.05)).join(5)

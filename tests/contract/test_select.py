@@ -20,7 +20,7 @@ import eventlet
 import greenlet
 import pytest
 
-from support import Caller, green_wait_native_thread, native_threading as _threading
+from support import Caller, green_wait_native_thread, native_threading as _threading, socket_pairs
 from eventlet_handler import EventletHandler
 from eventlet_handler._hubs import current_hub
 
@@ -34,10 +34,8 @@ NOTHING: Tuple[list, list, list] = ([], [], [])
 @pytest.fixture
 def pair() -> Iterator[Tuple[socket.socket, socket.socket]]:
     """A real socketpair: ``pair[0]`` is selected on, ``pair[1]`` makes it readable."""
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
+    with socket_pairs() as [ends]:
+        yield ends
 
 
 def _park(handler: EventletHandler, sock: Any, answers: List[Any]) -> Any:
@@ -134,25 +132,19 @@ def test_select_stale_callback_of_an_answered_select_never_switches_in(
     hub runs the second, stale callback. It must not answer the second select, and the
     first returns both fds (rule 7). Leaving the shared listeners and the answered flag
     both keep the stale callback out: only the next test fails with one of them gone."""
-    pairs = [socket.socketpair() for _ in range(3)]
-    (a, a_peer), (b, b_peer), (c, _) = pairs
     results: List[Any] = []
+    with socket_pairs(3) as [(a, a_peer), (b, b_peer), (c, _)]:
 
-    def loop() -> None:
-        results.append(eventlet_handler.select([a, b], [], [], WAIT))
-        results.append(eventlet_handler.select([c], [], [], 0.3))
+        def loop() -> None:
+            results.append(eventlet_handler.select([a, b], [], [], WAIT))
+            results.append(eventlet_handler.select([c], [], [], 0.3))
 
-    try:
         gt = eventlet.spawn(loop)
         eventlet.sleep(0.05)
         a_peer.send(b"x")  # both ready before the hub polls again
         b_peer.send(b"x")
         with eventlet.Timeout(WAIT * 2):
             gt.wait()
-    finally:
-        for x, y in pairs:
-            x.close()
-            y.close()
     assert len(results) == 2
     assert results[0] == ([a, b], [], []), "select returned less than what was ready"
     assert results[1] == NOTHING, f"a stale callback answered the next select: {results[1]}"
@@ -205,36 +197,31 @@ def test_select_answered_by_one_callback_never_switches_into_a_select_that_retur
     throw, as a kill from another green thread), which goes on into a select of an fd
     never ready; then the callback reaches the second's old call. It must not switch
     in: that would hand the new select the old answer."""
-    (a, a_peer), (c, c_peer) = pairs = [socket.socketpair() for _ in range(2)]
     first: List[Any] = []
     second: List[Any] = []
     greens: List[Any] = []
+    with socket_pairs(2) as [(a, a_peer), (c, _)]:
 
-    def answered_first() -> None:
-        first.append(eventlet_handler.select([a], [], [], WAIT))
-        # Resume this green thread on the hub's next round, then hand control to the
-        # other one at once, still inside the callback that answered this select.
-        eventlet.hubs.get_hub().schedule_call_global(0, greenlet.getcurrent().switch)
-        greens[1].throw(_Interrupt())
+        def answered_first() -> None:
+            first.append(eventlet_handler.select([a], [], [], WAIT))
+            # Resume this green thread on the hub's next round, then hand control to the
+            # other one at once, still inside the callback that answered this select.
+            eventlet.hubs.get_hub().schedule_call_global(0, greenlet.getcurrent().switch)
+            greens[1].throw(_Interrupt())
 
-    def interrupted() -> None:
-        try:
-            second.append(eventlet_handler.select([a], [], [], WAIT))
-        except _Interrupt:
-            second.append("interrupted")
-        second.append(eventlet_handler.select([c], [], [], 0.3))
+        def interrupted() -> None:
+            try:
+                second.append(eventlet_handler.select([a], [], [], WAIT))
+            except _Interrupt:
+                second.append("interrupted")
+            second.append(eventlet_handler.select([c], [], [], 0.3))
 
-    try:
         greens.extend([eventlet.spawn(answered_first), eventlet.spawn(interrupted)])
         eventlet.sleep(0.05)  # both wait on a's one shared listener, in this order
         a_peer.send(b"x")
         with eventlet.Timeout(WAIT * 2):
             for gt in greens:
                 gt.wait()
-    finally:
-        for x, y in pairs:
-            x.close()
-            y.close()
     assert first == [([a], [], [])]
     assert second == ["interrupted", NOTHING], f"a returned select was switched into: {second}"
 
@@ -248,7 +235,6 @@ def test_select_on_always_ready_fds_lets_the_hub_run_and_answers_every_fd(
     every FAIR_EVERY answers, so the hub's other green threads run meanwhile."""
     from eventlet_handler._select import FAIR_EVERY
 
-    (a, a_peer), (b, b_peer) = pairs = [socket.socketpair() for _ in range(2)]
     ticks: List[int] = []
     during: List[int] = []
     rounds = FAIR_EVERY * 10
@@ -258,7 +244,7 @@ def test_select_on_always_ready_fds_lets_the_hub_run_and_answers_every_fd(
             ticks.append(1)
             eventlet.sleep(0)
 
-    try:
+    with socket_pairs(2) as [(a, a_peer), (b, b_peer)]:
         a_peer.send(b"x")  # never read: a and b stay readable (and writable)
         b_peer.send(b"x")
         rlist, wlist = ([a, b], []) if ready == "read" else ([], [a, b])
@@ -271,10 +257,6 @@ def test_select_on_always_ready_fds_lets_the_hub_run_and_answers_every_fd(
             during.append(len(ticks))
         with eventlet.Timeout(WAIT):
             gt.wait()
-    finally:
-        for x, y in pairs:
-            x.close()
-            y.close()
     assert answers == [expected] * rounds, "a select left out a ready fd"
     ran = during[-1] - during[0]
     assert ran >= 10 - 1, f"the hub ran its other green threads {ran} times in {rounds} selects"

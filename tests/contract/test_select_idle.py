@@ -13,7 +13,7 @@ from eventlet import hubs
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._hubs import current_hub, hub_is_idle
 from eventlet_handler._select import select
-from support import native_threading as _threading, native_time as _time, native_os as _os
+from support import later, native_os as _os
 
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")
 
@@ -24,14 +24,6 @@ def pipe() -> Iterator[Tuple[int, int]]:
     yield rfd, wfd
     os.close(rfd)
     os.close(wfd)
-
-
-def _later(delay: float, fn: Any, *args: Any) -> None:
-    def run() -> None:
-        _time.sleep(delay)
-        fn(*args)
-
-    _threading.Thread(target=run, daemon=True).start()
 
 
 def _recording_adds(hub: Any) -> List[int]:
@@ -51,7 +43,7 @@ def test_idle_hub_select_waits_natively_and_answers(hub: str, pipe: Tuple[int, i
     bridge_of(hubs.get_hub(), create=True)
     added = _recording_adds(current_hub())
     try:
-        _later(0.05, _os.write, wfd, b"x")
+        later(0.05, _os.write, wfd, b"x")
         ready = select([rfd], [], [], 3.0)
     finally:
         del current_hub().add
@@ -66,8 +58,8 @@ def test_bridge_call_wakes_the_native_select_and_runs_first(hub: str, pipe: Tupl
     rfd, wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
     late: List[bool] = []
-    _later(2.0, late.append, True)  # an order check: the select answers before this flag
-    _later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
+    later(2.0, late.append, True)  # an order check: the select answers before this flag
+    later(0.05, bridge.call_soon_threadsafe, eventlet.spawn_n, _os.write, wfd, b"x")
     ready = select([rfd], [], [], 30.0)
     assert ready == ([rfd], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"
 
@@ -94,7 +86,7 @@ def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(
     native = hub in NATIVE_WAIT_HUBS
     if native:
         monkeypatch.setattr(_select, "_clock", clock)
-    _later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+    later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
     started = time.monotonic()
     ready = select([rfd], [], [], 5.0 if native else 1.0)
     elapsed = time.monotonic() - started
@@ -131,7 +123,7 @@ def test_idle_hub_select_is_one_poll(hub: str, pipe: Tuple[int, int], monkeypatc
         poll = CountingPoll
 
     monkeypatch.setattr(_select, "_select_mod", CountingSelect())
-    _later(0.05, _os.write, wfd, b"x")
+    later(0.05, _os.write, wfd, b"x")
     assert select([rfd], [], [], 3.0) == ([rfd], [], [])
     if hub in NATIVE_WAIT_HUBS:
         assert len(polls) == 1
@@ -146,7 +138,7 @@ def test_idle_select_with_nothing_happening_ends_at_its_own_timeout(hub: str, pi
     late: List[bool] = []
     added = _recording_adds(current_hub())
     try:
-        _later(0.9, late.append, True)
+        later(0.9, late.append, True)
         ready = select([rfd], [], [], 0.1)
     finally:
         del current_hub().add
@@ -194,8 +186,8 @@ def test_idle_select_woken_by_the_bridge_after_its_deadline_answers_at_once(
 
     monkeypatch.setattr(_select, "_clock", clock)
     late: List[bool] = []
-    _later(2.0, late.append, True)
-    _later(0.05, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
+    later(2.0, late.append, True)
+    later(0.05, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
     ready = select([rfd], [], [], 1.0)
     monkeypatch.undo()
     assert ready == ([], [], []) and not late, f"select answered {ready} only after {late and 'the flag'}"

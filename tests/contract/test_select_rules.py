@@ -12,7 +12,7 @@ import eventlet
 import pytest
 from eventlet import hubs
 
-from support import fill_send_buffer, native_threading as _threading, native_time as _time
+from support import fill_send_buffer, in_native_thread, later, socket_pairs
 from eventlet_handler._bridge import bridge_of
 from eventlet_handler._select import FAIR_EVERY, select
 
@@ -23,8 +23,7 @@ def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(hub: str
     switch, but every ``FAIR_EVERY`` of them the hub's other green threads run, however
     long the loop goes on: about 10 turns for the ticker in 10 x FAIR_EVERY selects, not
     none after the first few, and not one per select."""
-    a, b = socket.socketpair()
-    try:
+    with socket_pairs() as [(a, b)]:
         b.send(b"x")  # a stays readable
         ticks = [0]
         stop = [False]
@@ -37,14 +36,10 @@ def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(hub: str
         eventlet.spawn_n(ticker)
         eventlet.sleep(0)
         before = ticks[0]
-        rounds = 10 * FAIR_EVERY
-        for _ in range(rounds):
+        for _ in range(10 * FAIR_EVERY):
             assert select([a], [], [], 5)[0] == [a]
         stop[0] = True
         turns = ticks[0] - before
-    finally:
-        a.close()
-        b.close()
     assert 9 <= turns <= 15, f"the ticker ran {turns} times during {10 * FAIR_EVERY} ready selects"
 
 
@@ -84,13 +79,9 @@ def test_select_in_a_busy_hub_waits_green(hub: str) -> None:
     """Rule 8 is for an idle hub only: with a green thread due to run (a timer), select
     waits green, so that green thread runs and can make the fd ready."""
     bridge_of(hubs.get_hub(), create=True)
-    a, b = socket.socketpair()
-    try:
+    with socket_pairs() as [(a, b)]:
         eventlet.spawn_after(0.05, b.send, b"x")  # only the hub can run it
         ready = select([a], [], [], 3.0)[0]
-    finally:
-        a.close()
-        b.close()
     assert ready == [a], "select waited natively in a busy hub: the green writer never ran"
 
 
@@ -137,7 +128,7 @@ def test_select_of_an_fd_that_is_not_open_raises_EBADF(where: str) -> None:
                 except OSError as exc:
                     return exc
 
-            got = _in_native_thread(native)
+            got = in_native_thread(native)
             assert isinstance(got, OSError) and got.errno == errno.EBADF, (ready, got)
     finally:
         a.close()
@@ -156,7 +147,7 @@ def test_select_takes_fd_0_like_any_other() -> None:
         saved = None  # fd 0 was not open
     os.dup2(a.fileno(), 0)
     try:
-        assert _in_native_thread(lambda: select([], [0], [], 3.0)) == ([], [0], [])
+        assert in_native_thread(lambda: select([], [0], [], 3.0)) == ([], [0], [])
     finally:
         if saved is None:
             os.close(0)
@@ -181,95 +172,54 @@ def test_select_counts_urgent_data_as_readable() -> None:
             sock.close()
 
 
-def _filled_pair() -> "tuple[socket.socket, socket.socket]":
-    """A socketpair whose first end is neither readable nor writable."""
-    a, b = socket.socketpair()
-    fill_send_buffer(a)
-    return a, b
-
-
-def _in_native_thread(fn: Any, bound: float = 10.0) -> Any:
-    got: List[Any] = []
-    thread = _threading.Thread(target=lambda: got.append(fn()), daemon=True)
-    thread.start()
-    thread.join(bound)
-    assert not thread.is_alive(), f"the native select did not return within {bound} s"
-    return got[0]
-
-
 def test_native_select_waits_for_its_timeout_or_for_ever_without_one() -> None:
     """Rule 6: a native thread with no hub selects natively: with a timeout it returns
     empty after it, without one it waits until the fd is ready."""
-    a, b = socket.socketpair()
-    try:
-        assert _in_native_thread(lambda: select([a], [], [], 0.2)) == ([], [], [])
-        _threading.Timer(0.2, b.send, args=(b"x",)).start()
-        assert _in_native_thread(lambda: select([a], [], [], None))[0] == [a]
-    finally:
-        a.close()
-        b.close()
+    with socket_pairs() as [(a, b)]:
+        assert in_native_thread(lambda: select([a], [], [], 0.2)) == ([], [], [])
+        later(0.2, b.send, b"x")
+        assert in_native_thread(lambda: select([a], [], [], None))[0] == [a]
 
 
 def test_native_select_of_an_fd_in_both_lists_answers_when_it_turns_readable() -> None:
-    a, b = _filled_pair()
-    try:
-        _threading.Timer(0.1, b.send, args=(b"y",)).start()
-        ready = _in_native_thread(lambda: select([a], [a], [], 3.0))
+    with socket_pairs() as [(a, b)]:
+        fill_send_buffer(a)  # neither readable nor writable
+        later(0.1, b.send, b"y")
+        ready = in_native_thread(lambda: select([a], [a], [], 3.0))
         assert ready[0] == [a], f"the fd selected for reading and writing never answered: {ready}"
-    finally:
-        a.close()
-        b.close()
 
 
-def test_select_of_an_fd_in_both_lists_that_is_only_writable_says_only_writable() -> None:
-    a, b = socket.socketpair()
-    try:
-        assert _in_native_thread(lambda: select([a], [a], [], 1.0)) == ([], [a], [])
-    finally:
-        a.close()
-        b.close()
-
-
-def test_select_of_an_fd_in_both_lists_that_is_only_readable_says_only_readable() -> None:
-    a, b = _filled_pair()
-    try:
-        b.send(b"z")
-        assert _in_native_thread(lambda: select([a], [a], [], 1.0)) == ([a], [], [])
-    finally:
-        a.close()
-        b.close()
+@pytest.mark.parametrize("only", ["writable", "readable"])
+def test_select_of_an_fd_in_both_lists_that_is_only_one_says_only_that(only: str) -> None:
+    with socket_pairs() as [(a, b)]:
+        if only == "readable":
+            fill_send_buffer(a)
+            b.send(b"z")
+        expected = ([a], [], []) if only == "readable" else ([], [a], [])
+        assert in_native_thread(lambda: select([a], [a], [], 1.0)) == expected
 
 
 def test_green_select_answers_when_the_fd_turns_ready_not_at_its_timeout(hub: str) -> None:
     """An order check: the fd turns readable 0.05 s in and a flag is raised 1.5 s in;
     ``select(timeout=3)`` must have answered before the flag, not at its timeout."""
-    a, b = socket.socketpair()
     late: List[bool] = []
     busy = eventlet.spawn_after(1.5, late.append, True)  # also keeps the hub busy: a green wait
-    try:
+    with socket_pairs() as [(a, b)]:
         eventlet.spawn_after(0.05, b.send, b"x")
         ready = select([a], [], [], 3.0)[0]
-        assert ready == [a] and not late, f"select answered {ready} only after {late and 'the flag'}"
-    finally:
         busy.cancel()
-        a.close()
-        b.close()
+    assert ready == [a] and not late, f"select answered {ready} only after {late and 'the flag'}"
 
 
 def test_green_select_raises_when_the_hub_drops_its_fd(hub: str) -> None:
     """The hub obsoletes the fd's listener (it saw that fd number opened again): the
     select waiting on it fails with the hub's ``IOClosed`` (on the hub's next round,
     which here is the select's own timeout), rather than answering "nothing ready"."""
-    a, b = socket.socketpair()
     busy = eventlet.spawn_after(30, int)  # keeps the hub busy: a green wait
-    try:
+    with socket_pairs() as [(a, b)], pytest.raises(hubs.IOClosed):
         eventlet.spawn_after(0.05, hubs.get_hub().mark_as_reopened, a.fileno())
-        with pytest.raises(hubs.IOClosed):
-            select([a], [], [], 1.0)
-    finally:
-        busy.cancel()
-        a.close()
-        b.close()
+        select([a], [], [], 1.0)
+    busy.cancel()
 
 
 def test_select_reports_a_hung_up_pipe_readable_and_a_broken_one_writable() -> None:
@@ -281,7 +231,7 @@ def test_select_reports_a_hung_up_pipe_readable_and_a_broken_one_writable() -> N
     r, w = os.pipe()
     os.close(w)  # the reader sees POLLHUP alone
     try:
-        assert _in_native_thread(lambda: select([r], [], [], 3.0)) == ([r], [], [])
+        assert in_native_thread(lambda: select([r], [], [], 3.0)) == ([r], [], [])
     finally:
         os.close(r)
     r, w = os.pipe()
@@ -293,7 +243,7 @@ def test_select_reports_a_hung_up_pipe_readable_and_a_broken_one_writable() -> N
         pass  # full: no POLLOUT
     os.close(r)  # the writer sees POLLERR alone
     try:
-        assert _in_native_thread(lambda: select([], [w], [], 3.0)) == ([], [w], [])
+        assert in_native_thread(lambda: select([], [w], [], 3.0)) == ([], [w], [])
     finally:
         os.close(w)
 
@@ -303,10 +253,11 @@ def test_select_reports_a_full_socket_its_peer_shut_down_writable() -> None:
     (no room, so no POLLOUT; no error yet): select answers it writable, so its send fails
     at once with EPIPE instead of it waiting out its timeout, as eventlet's hubs wake a
     writer on POLLHUP (the stdlib's select would not answer it at all)."""
-    a, b = _filled_pair()
+    a, b = socket.socketpair()
+    fill_send_buffer(a)  # neither readable nor writable
     try:
         b.shutdown(socket.SHUT_RDWR)
-        assert _in_native_thread(lambda: select([], [a], [], 3.0)) == ([], [a], [])
+        assert in_native_thread(lambda: select([], [a], [], 3.0)) == ([], [a], [])
         with pytest.raises(BrokenPipeError):
             a.send(b"x")
     finally:
@@ -317,23 +268,20 @@ def test_select_reports_a_full_socket_its_peer_shut_down_writable() -> None:
 def test_green_select_for_writing_answers_when_the_socket_drains(hub: str) -> None:
     """An order check like the readable one: the peer drains 0.05 s in, a flag is
     raised 1.5 s in; ``select(timeout=3)`` for writing must answer before the flag."""
-    a, b = _filled_pair()
     late: List[bool] = []
     busy = eventlet.spawn_after(1.5, late.append, True)
+    with socket_pairs() as [(a, b)]:
+        fill_send_buffer(a)
 
-    def drain() -> None:
-        b.setblocking(False)
-        try:
-            while b.recv(1 << 20):
+        def drain() -> None:
+            b.setblocking(False)
+            try:
+                while b.recv(1 << 20):
+                    pass
+            except BlockingIOError:
                 pass
-        except BlockingIOError:
-            pass
 
-    try:
-        _threading.Timer(0.05, drain).start()
+        later(0.05, drain)
         ready = select([], [a], [], 3.0)[1]
-        assert ready == [a] and not late, f"select answered {ready} only after {late and 'the flag'}"
-    finally:
         busy.cancel()
-        a.close()
-        b.close()
+    assert ready == [a] and not late, f"select answered {ready} only after {late and 'the flag'}"

@@ -14,12 +14,12 @@ import errno
 import os
 import socket
 import time
-from typing import Any, List
+from typing import Any, Iterator, List, Tuple
 
 import eventlet
 import pytest
 
-from support import green_wait_native_thread, native_threading as _threading
+from support import green_wait_native_thread, later, native_threading as _threading
 from eventlet_handler import EventletHandler
 
 
@@ -28,6 +28,16 @@ pytestmark = pytest.mark.timeout(60)
 TOTAL_SENDS = 100_000
 NATIVE_SENDERS = 4
 GREEN_SENDERS = 100
+
+
+@pytest.fixture
+def wake_pair(eventlet_handler: EventletHandler) -> Iterator[Tuple[Any, Any]]:
+    """``eventlet_handler.create_socket_pair()``: (reader, writer), both closed afterwards
+    (closing is idempotent)."""
+    reader, writer = eventlet_handler.create_socket_pair()
+    yield reader, writer
+    reader.close()
+    writer.close()
 
 
 def _drain(reader: Any) -> int:
@@ -97,29 +107,23 @@ def _send_from_everywhere(writer: Any, total: int, reader_loop: Any = None) -> f
     return longest[0]
 
 
-def test_WakeWriter_send_never_blocks_at_100k_from_green_and_native_threads(
-    hub: str, eventlet_handler: EventletHandler
-) -> None:
-    reader, writer = eventlet_handler.create_socket_pair()
-    try:
-        longest = _send_from_everywhere(writer, TOTAL_SENDS)
-        # Nobody read: a socketpair would have filled after ~278 sends.
-        assert reader.tokens_pending() == TOTAL_SENDS
-        assert _drain(reader) == TOTAL_SENDS
-        assert longest < 2.0, f"one send took {longest:.3f} s: it blocked"  # margin for a loaded 2-core machine
-    finally:
-        reader.close()
-        writer.close()
+def test_WakeWriter_send_never_blocks_at_100k_from_green_and_native_threads(hub: str, wake_pair: Any) -> None:
+    reader, writer = wake_pair
+    longest = _send_from_everywhere(writer, TOTAL_SENDS)
+    # Nobody read: a socketpair would have filled after ~278 sends.
+    assert reader.tokens_pending() == TOTAL_SENDS
+    assert _drain(reader) == TOTAL_SENDS
+    assert longest < 2.0, f"one send took {longest:.3f} s: it blocked"  # margin for a loaded 2-core machine
 
 
 def test_WakeReader_recv_counts_exactly_while_senders_and_reader_race(
-    hub: str, eventlet_handler: EventletHandler
+    hub: str, eventlet_handler: EventletHandler, wake_pair: Any
 ) -> None:
     """A reader selecting and receiving concurrently with all senders gets every token
     exactly once: kazoo sends one queued request per byte, so a lost or duplicated token
     is a stranded or phantom request."""
 
-    reader, writer = eventlet_handler.create_socket_pair()
+    reader, writer = wake_pair
     received = [0]
     senders_done = eventlet.event.Event()
 
@@ -145,64 +149,49 @@ def test_WakeReader_recv_counts_exactly_while_senders_and_reader_race(
         assert ready == [], "the read end is readable with no token pending"
     finally:
         reading.kill()
-        reader.close()
-        writer.close()
 
 
 @pytest.mark.parametrize("closer", ["green", "native"])
 def test_WakeWriter_close_wakes_reader_blocked_in_select(
-    hub: str, eventlet_handler: EventletHandler, closer: str
+    hub: str, eventlet_handler: EventletHandler, wake_pair: Any, closer: str
 ) -> None:
-    reader, writer = eventlet_handler.create_socket_pair()
-    try:
-        if closer == "green":
-            eventlet.spawn_after(0.1, writer.close)
-        else:
-            timer = _threading.Timer(0.1, writer.close)
-            timer.daemon = True
-            timer.start()
-        began = time.monotonic()
-        ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
-        waited = time.monotonic() - began
-        assert ready == [reader], "select returned without the closed pair's read end"
-        assert waited < 5.0
-        assert reader.recv(1) == b"", "recv after the writer closed is EOF"
-    finally:
-        reader.close()
-        writer.close()
+    reader, writer = wake_pair
+    if closer == "green":
+        eventlet.spawn_after(0.1, writer.close)
+    else:
+        later(0.1, writer.close)
+    began = time.monotonic()
+    ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
+    waited = time.monotonic() - began
+    assert ready == [reader], "select returned without the closed pair's read end"
+    assert waited < 5.0
+    assert reader.recv(1) == b"", "recv after the writer closed is EOF"
 
 
 def test_WakeReader_close_wakes_its_own_select_then_raises_EBADF(
-    hub: str, eventlet_handler: EventletHandler
+    hub: str, eventlet_handler: EventletHandler, wake_pair: Any
 ) -> None:
-    reader, writer = eventlet_handler.create_socket_pair()
-    try:
-        timer = _threading.Timer(0.1, reader.close)
-        timer.daemon = True
-        timer.start()
-        ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
-        assert ready == [reader]
-        with pytest.raises(OSError) as info:
-            reader.recv(1)
-        assert info.value.errno == errno.EBADF
-    finally:
-        reader.close()
-        writer.close()
+    reader, writer = wake_pair
+    later(0.1, reader.close)
+    ready, _, _ = eventlet_handler.select([reader], [], [], 10.0)
+    assert ready == [reader]
+    with pytest.raises(OSError) as info:
+        reader.recv(1)
+    assert info.value.errno == errno.EBADF
 
 
-def test_wake_pair_tokens_sent_before_close_are_still_received(eventlet_handler: EventletHandler) -> None:
-    reader, writer = eventlet_handler.create_socket_pair()
+def test_wake_pair_tokens_sent_before_close_are_still_received(wake_pair: Any) -> None:
+    reader, writer = wake_pair
     for _ in range(3):
         writer.send(b"\0")
     writer.close()
     assert reader.recv(2) == b"\0\0"
     assert reader.recv(2) == b"\0"
     assert reader.recv(2) == b""
-    reader.close()
 
 
-def test_wake_pair_use_after_close_raises_EBADF(eventlet_handler: EventletHandler) -> None:
-    reader, writer = eventlet_handler.create_socket_pair()
+def test_wake_pair_use_after_close_raises_EBADF(eventlet_handler: EventletHandler, wake_pair: Any) -> None:
+    reader, writer = wake_pair
     writer.close()
     reader.close()
     for call in (lambda: writer.send(b"\0"), lambda: reader.recv(1), reader.getsockname, writer.getpeername):
@@ -217,13 +206,12 @@ def test_wake_pair_use_after_close_raises_EBADF(eventlet_handler: EventletHandle
     reader.close()
 
 
-def test_WakeWriter_send_after_reader_closed_raises_EPIPE(eventlet_handler: EventletHandler) -> None:
-    reader, writer = eventlet_handler.create_socket_pair()
+def test_WakeWriter_send_after_reader_closed_raises_EPIPE(wake_pair: Any) -> None:
+    reader, writer = wake_pair
     reader.close()
     with pytest.raises(OSError) as info:
         writer.send(b"\0")
     assert info.value.errno == errno.EPIPE
-    writer.close()
 
 
 @pytest.mark.parametrize("first", ["reader", "writer"])
@@ -276,21 +264,17 @@ def test_wake_pair_ends_are_sockets(eventlet_handler: EventletHandler) -> None:
     assert reader.fileno() == writer.fileno() == -1
 
 
-def test_wake_pair_calls_that_would_bypass_the_tokens_are_refused(eventlet_handler: EventletHandler) -> None:
+def test_wake_pair_calls_that_would_bypass_the_tokens_are_refused(wake_pair: Any) -> None:
     """A real byte moved behind the token counter would make the read end readable with
     no token (kazoo's loop would spin) or quiet with tokens pending (requests stranded)."""
-    reader, writer = eventlet_handler.create_socket_pair()
-    try:
-        for call in (
-            lambda: writer.recv(1), lambda: writer.sendto(b"\0", None), lambda: reader.send(b"\0"),
-            lambda: reader.recv_into(bytearray(1)), reader.dup, writer.detach,
-        ):
-            with pytest.raises(OSError) as info:
-                call()
-            assert info.value.errno == errno.EOPNOTSUPP
-        assert reader.tokens_pending() == 0
-        with pytest.raises(BlockingIOError):
-            reader.recv(1)
-    finally:
-        reader.close()
-        writer.close()
+    reader, writer = wake_pair
+    for call in (
+        lambda: writer.recv(1), lambda: writer.sendto(b"\0", None), lambda: reader.send(b"\0"),
+        lambda: reader.recv_into(bytearray(1)), reader.dup, writer.detach,
+    ):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.EOPNOTSUPP
+    assert reader.tokens_pending() == 0
+    with pytest.raises(BlockingIOError):
+        reader.recv(1)

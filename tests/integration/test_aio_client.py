@@ -27,7 +27,7 @@ from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError,
 from kazoo.recipe.lock import Lock
 
 from awaiters import AWAITERS, Awaiter
-from support import MONKEY_PATCHED, native_threading as _threading
+from support import MODE_PARAMS, MONKEY_PATCHED, expire_session, native_threading as _threading, until
 from eventlet_handler import EventletHandler, aio
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
@@ -37,10 +37,7 @@ WAIT = 30.0
 CONNECTION_ERRORS = (ConnectionLoss, ConnectionClosedError, SessionExpiredError)
 
 
-@pytest.fixture(autouse=True, params=[
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-])
+@pytest.fixture(autouse=True, params=MODE_PARAMS)
 def handler_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -64,13 +61,6 @@ def root(kazoo_client: KazooClient) -> Iterator[str]:
     kazoo_client.ensure_path(path)
     yield path
     kazoo_client.delete(path, recursive=True)
-
-
-def _green_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        eventlet.sleep(0.005)
 
 
 def test_1000_concurrent_awaits_through_gather(kazoo_client: KazooClient, root: str, awaiter: Awaiter) -> None:
@@ -123,9 +113,9 @@ def test_watches_through_async_for(kazoo_client: KazooClient, root: str, awaiter
         return False
 
     awaited = awaiter.run(coro)
-    _green_until(lambda: seen_data == [None] and seen_children == [[]], "both watches' first values")
+    until(lambda: seen_data == [None] and seen_children == [[]], WAIT, "both watches' first values")
     client.create(node, b"first")
-    _green_until(lambda: seen_data[-1:] == [b"first"], "the create")
+    until(lambda: seen_data[-1:] == [b"first"], WAIT, "the create")
     client.set(node, b"last")
     assert awaited.join(WAIT) is True, "kazoo's watches still run after the async for was left"
     assert seen_data == [None, b"first", b"last"]  # a slow consumer may skip, never reorder
@@ -183,7 +173,7 @@ def test_one_lock_contended_by_coroutines_green_and_native_threads(
     with eventlet.Timeout(WAIT):
         for green in greens:
             green.wait()
-    _green_until(lambda: not any(t.is_alive() for t in natives), "native contenders")
+    until(lambda: not any(t.is_alive() for t in natives), WAIT, "native contenders")
     assert overlaps == []
     assert sorted(entries) == sorted(f"{kind}{n}" for kind in ("coro", "green", "native") for n in range(4) for _ in range(3))
     assert client.get_children(path) == []
@@ -227,7 +217,7 @@ def test_cancellation_and_timeouts_mid_flight(kazoo_client: KazooClient, root: s
     assert data == b"x"
     assert outcomes["cancelled"] + outcomes["done"] == 1000
     assert outcomes["cancelled"] > 0 and outcomes["done"] >= 800
-    _green_until(lambda: all(r.ready() for r in results), "the detached requests")
+    until(lambda: all(r.ready() for r in results), WAIT, "the detached requests")
     assert all(r.value[0] == b"x" for r in results)  # kazoo could not cancel them: all ran
 
 
@@ -248,7 +238,7 @@ def test_loop_closed_with_requests_in_flight(kazoo_client: KazooClient, root: st
         return await gathering
 
     awaiter.abandon(coro, parked)(WAIT)  # the loop closed under 200 pending awaits
-    _green_until(lambda: all(r.ready() for r in results), "the abandoned requests")
+    until(lambda: all(r.ready() for r in results), WAIT, "the abandoned requests")
     assert [r.get(timeout=1)[0] for r in results] == [b"x"] * 200  # setters never saw the closed loop
     assert client.get(f"{root}/n")[0] == b"x"
 
@@ -293,12 +283,11 @@ def test_session_expiry_while_coroutines_wait(
         return got_lock
 
     awaited = awaiter.run(coro)
-    _green_until(lambda: counts["ok"] > 200, "coroutines' gets before the expiry")
-    from test_expiry import expire_session  # kazoo's recipe: a thief takes the session and closes it
+    until(lambda: counts["ok"] > 200, WAIT, "coroutines' gets before the expiry")
 
     before = counts["ok"]
     expire_session(client, zookeeper_server.hosts)
-    _green_until(lambda: counts["ok"] > before + 200 and client.connected, "gets after the expiry")
+    until(lambda: counts["ok"] > before + 200 and client.connected, WAIT, "gets after the expiry")
     running[0] = False
     assert awaited.join(WAIT) is True  # the waiting acquire got the lock once the holder's session died
     assert counts["unexpected"] == []

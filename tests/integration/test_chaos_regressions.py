@@ -22,6 +22,7 @@ from kazoo.client import KazooClient
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import connected_client
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -250,11 +251,8 @@ def test_ChildrenWatch_whose_fetch_outlives_its_connection_follows_the_next_one(
 
 @pytest.fixture
 def started_client(zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=EventletHandler(), timeout=4.0)
-    client.start(timeout=30)
-    yield client
-    client.stop()
-    client.close()
+    with connected_client(zookeeper_server.hosts, start_timeout=30, timeout=4.0) as client:
+        yield client
 
 
 Rewrite = Callable[[Any, Any, bytes, int], "tuple[Any, bytes, int]"]

@@ -14,6 +14,7 @@ from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from eventlet_handler.testing import DeterministicHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import connected_client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,21 +29,15 @@ def handler() -> DeterministicHandler:
 
 @pytest.fixture
 def client(zookeeper_server: ZooKeeperServer, handler: DeterministicHandler) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
-    client.start(timeout=CONNECT_TIMEOUT)
-    yield client
-    client.stop()
-    client.close()
+    with connected_client(zookeeper_server.hosts, handler, CONNECT_TIMEOUT) as client:
+        yield client
 
 
 @pytest.fixture
 def other_client(zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
     """Another session, as another process would have, on its own handler."""
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=DeterministicHandler())
-    client.start(timeout=CONNECT_TIMEOUT)
-    yield client
-    client.stop()
-    client.close()
+    with connected_client(zookeeper_server.hosts, DeterministicHandler(), CONNECT_TIMEOUT) as client:
+        yield client
 
 
 @pytest.fixture

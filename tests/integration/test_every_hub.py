@@ -16,11 +16,9 @@ from typing import Any, List
 
 import eventlet
 import pytest
-from kazoo.client import KazooClient
 from kazoo.recipe.lock import Lock
 
-from support import MONKEY_PATCHED
-from eventlet_handler import EventletHandler
+from support import MONKEY_PATCHED, HandlerInBody, connected_client
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
 
 pytestmark = pytest.mark.skipif(
@@ -33,11 +31,8 @@ GREEN_THREADS = 50
 
 def _exercise(hosts: str, mode: str) -> None:
     """CRUD, a data watch, a get_async pipeline and a contended Lock, all bounded."""
-    handler = EventletHandler(mode)
-    client = KazooClient(hosts, handler=handler)
-    client.start(timeout=15)
     root = f"/every-hub-{uuid.uuid4().hex[:10]}"
-    try:
+    with HandlerInBody(mode) as handler, connected_client(hosts, handler) as client:
         client.ensure_path(root)
         seen: List[Any] = []
         changed = handler.event_object()
@@ -79,10 +74,6 @@ def _exercise(hosts: str, mode: str) -> None:
         assert sorted(holders) == list(range(GREEN_THREADS))
         assert overlaps == [], f"green threads {overlaps} held the lock together"
         client.delete(root, recursive=True)
-    finally:
-        client.stop()
-        client.close()
-        handler.stop(timeout=10)
 
 
 @pytest.mark.hub_timeout(60)

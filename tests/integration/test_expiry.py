@@ -20,7 +20,7 @@ from kazoo.protocol.states import KazooState
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import kazoo_socket
+from support import StateLog, expire_session, kazoo_socket
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,19 +46,6 @@ def make_client(eventlet_handler: EventletHandler, zookeeper_server: ZooKeeperSe
     for client, handler in reversed(made):
         client.stop()
         client.close()
-        handler.stop(timeout=10)
-
-
-def expire_session(client: KazooClient, hosts: str) -> None:
-    """Expire ``client``'s session the way the server does it: another connection takes
-    the session over (same id and password) and closes it (kazoo's own test recipe)."""
-    handler = EventletHandler()
-    thief = KazooClient(hosts=hosts, handler=handler, client_id=client.client_id)
-    try:
-        thief.start(timeout=CONNECT_TIMEOUT)
-        thief.stop()
-    finally:
-        thief.close()
         handler.stop(timeout=10)
 
 
@@ -107,19 +94,6 @@ class Load:
         assert not self.unexpected, f"unexpected errors: {self.unexpected[:5]}"
 
 
-def _states(client: KazooClient) -> tuple[list[str], Any]:
-    seen: list[str] = []
-    connected_again = client.handler.event_object()
-
-    def listener(state: str) -> None:
-        seen.append(state)
-        if state == KazooState.CONNECTED and KazooState.LOST in seen:
-            connected_again.set()
-
-    client.add_listener(listener)
-    return seen, connected_again
-
-
 def test_session_expiry_under_load_listeners_see_LOST_then_CONNECTED(
     make_client: Any, zookeeper_server: ZooKeeperServer
 ) -> None:
@@ -131,7 +105,8 @@ def test_session_expiry_under_load_listeners_see_LOST_then_CONNECTED(
     lock = client.Lock(f"{base}/lock", "first")
     assert lock.acquire(timeout=WAIT)
     old_session = client.client_id[0]
-    seen, connected_again = _states(client)
+    states = StateLog(client)
+    seen, connected_again = states.seen, states.when(KazooState.CONNECTED, after=KazooState.LOST)
 
     load = Load(client, base, 200)
     try:

@@ -28,7 +28,7 @@ from typing import Any
 
 import eventlet
 import pytest
-from eventlet import hubs, patcher
+from eventlet import hubs
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 from kazoo.recipe.cache import TreeCache, TreeEvent
@@ -37,6 +37,7 @@ from eventlet_handler import EventletHandler
 from eventlet_handler._hubthread import shutdown_current_hub
 from eventlet_handler.config import MODE_ENV
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
+from support import MODE_PARAMS, HandlerInBody, in_native_thread, process_is_monkey_patched
 from support import native_threading as _threading, native_thread as _thread
 
 
@@ -49,16 +50,7 @@ CHAIN_LENGTH = 10  # watch callbacks that fire while the main thread blocks nati
 NATIVE_WORKERS = 4
 GREEN_WORKERS = 4
 
-MODE_PARAMS = [
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-]
 ISOLATED = pytest.mark.eventlet_handler_options(mode="isolated")
-
-
-def _process_is_monkey_patched() -> bool:
-    """What ``mode="auto"`` looks at: eventlet patched ``thread`` or ``socket``."""
-    return patcher.is_monkey_patched("thread") or patcher.is_monkey_patched("socket")
 
 
 def _native_ident() -> int:
@@ -431,31 +423,17 @@ def test_shared_callbacks_run_in_the_starting_native_threads_hub(zookeeper_serve
     """shared mode started in a native thread that runs a hub of its own (an
     application thread living in eventlet): callbacks run in that thread's hub, not
     in the main thread's."""
-    outcome: dict[str, Any] = {}
-    finished = _threading.Event()
 
-    def service() -> None:
+    def service() -> Any:
+        home = (_native_ident(), hubs.get_hub())  # this thread's own hub
         try:
-            outcome["home"] = (_native_ident(), hubs.get_hub())  # this thread's own hub
-            handler = EventletHandler("shared")
-            handler.start()
-            try:
-                outcome["seen"] = _exercise_every_callback_kind(zookeeper_server.hosts, handler).only_place()
-            finally:
-                handler.stop(timeout=WAIT)
-                shutdown_current_hub()
-        except BaseException:
-            outcome["error"] = traceback.format_exc()
+            with HandlerInBody("shared") as handler:
+                return _exercise_every_callback_kind(zookeeper_server.hosts, handler).only_place(), home
         finally:
-            finished.set()
+            shutdown_current_hub()
 
-    thread = _threading.Thread(target=service, name="service-with-its-own-hub", daemon=True)
-    thread.start()
     # The main thread is not that handler's home: it may wait natively.
-    assert finished.wait(WORKLOAD_DEADLINE), "the service thread did not finish"
-    thread.join(WAIT)
-    assert "error" not in outcome, outcome["error"]
-    (ident, hub), (home_ident, home_hub) = outcome["seen"], outcome["home"]
+    (ident, hub), (home_ident, home_hub) = in_native_thread(service, WORKLOAD_DEADLINE, "service-with-its-own-hub")
     assert ident == home_ident and hub is home_hub
     assert ident != _native_ident()
 
@@ -488,7 +466,7 @@ def test_auto_mode_follows_monkey_patching(monkeypatch: pytest.MonkeyPatch, capl
     """No argument, no variable: isolated in an unpatched process, shared in a
     monkey-patched one; repr() and the start log line say which and why."""
     monkeypatch.delenv(MODE_ENV, raising=False)
-    patched = _process_is_monkey_patched()
+    patched = process_is_monkey_patched()
     expected = "shared" if patched else "isolated"
     reason = "the process is monkey-patched" if patched else "the process is not monkey-patched"
     handler = EventletHandler()
@@ -516,7 +494,7 @@ def test_mode_from_environment(mode: str, monkeypatch: pytest.MonkeyPatch, caplo
 def test_mode_environment_auto_still_follows_monkey_patching(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MODE_ENV, "auto")
     handler = EventletHandler()
-    assert handler.mode == ("shared" if _process_is_monkey_patched() else "isolated")
+    assert handler.mode == ("shared" if process_is_monkey_patched() else "isolated")
     assert f"{MODE_ENV}=auto" in repr(handler) and "monkey-patched" in repr(handler)
 
 

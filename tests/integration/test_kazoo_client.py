@@ -20,14 +20,11 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
 
-from support import MONKEY_PATCHED, kazoo_socket
+from support import MODE_PARAMS, MONKEY_PATCHED, StateLog, connected_client, expire_session, kazoo_socket
 from eventlet_handler import EventletHandler
 
 
-@pytest.fixture(autouse=True, params=[
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-])
+@pytest.fixture(autouse=True, params=MODE_PARAMS)
 def handler_mode(request: pytest.FixtureRequest) -> str:
     """Both modes; the plugin's ``eventlet_handler`` fixture reads the mark."""
     return request.param
@@ -165,10 +162,7 @@ def test_dict_retry_options_are_accepted_and_retry(zookeeper_server: Any, handle
     handler = EventletHandler(handler_mode)
     if MONKEY_PATCHED:
         assert handler.sleep_func == eventlet.sleep
-    client = KazooClient(zookeeper_server.hosts, handler=handler, command_retry=options,
-                         connection_retry=options)
-    client.start(timeout=15)
-    try:
+    with connected_client(zookeeper_server.hosts, handler, command_retry=options, connection_retry=options) as client:
         attempts: List[int] = []
 
         def flaky() -> Any:
@@ -181,9 +175,6 @@ def test_dict_retry_options_are_accepted_and_retry(zookeeper_server: Any, handle
         assert len(attempts) == 3
         with pytest.raises(RetryFailedError):
             client.retry(lambda: (_ for _ in ()).throw(ConnectionLoss("always")))
-    finally:
-        client.stop()
-        client.close()
 
 
 class _GapTicker:
@@ -245,53 +236,34 @@ def test_connection_retry_back_off_blocks_no_longer_than_the_back_off(handler_mo
 
 def test_session_expiry_then_recovery(kazoo_client: KazooClient, zookeeper_server: Any, root: str) -> None:
     client = kazoo_client
-    states: List[str] = []
-    reconnected = client.handler.event_object()
-
-    def listener(state: str) -> None:
-        states.append(state)
-        if state == KazooState.CONNECTED and KazooState.LOST in states:
-            reconnected.set()
-
-    client.add_listener(listener)
+    states = StateLog(client)
+    reconnected = states.when(KazooState.CONNECTED, after=KazooState.LOST)
     client.create(f"{root}/ephemeral", ephemeral=True)
     old_session = client.client_id[0]
-    # A second client that takes over the session id and closes it expires it.
-    thief = KazooClient(zookeeper_server.hosts, client_id=client.client_id,
-                        handler=EventletHandler())
-    thief.start(timeout=15)
-    thief.stop()
-    thief.close()
-    assert reconnected.wait(20), f"states seen: {states}"
-    lost = states.index(KazooState.LOST)  # the session's loss is reported ...
-    assert KazooState.CONNECTED in states[lost + 1:], f"states seen: {states}"  # ... then the new one
+    expire_session(client, zookeeper_server.hosts)
+    assert reconnected.wait(20), f"states seen: {states.seen}"
+    lost = states.seen.index(KazooState.LOST)  # the session's loss is reported ...
+    assert KazooState.CONNECTED in states.seen[lost + 1:], f"states seen: {states.seen}"  # ... then the new one
     assert client.client_id[0] != old_session
     assert client.exists(f"{root}/ephemeral") is None
     client.create(f"{root}/ephemeral", ephemeral=True)
-    client.remove_listener(listener)
+    states.close()
 
 
 def test_dropped_connection_reconnects_same_session(kazoo_client: KazooClient, root: str) -> None:
     from kazoo.protocol.connection import _CONNECTION_DROP
 
     client = kazoo_client
-    states: List[str] = []
-    back = client.handler.event_object()
-
-    def listener(state: str) -> None:
-        states.append(state)
-        if state == KazooState.CONNECTED:
-            back.set()
-
     session = client.client_id[0]
-    client.add_listener(listener)
+    states = StateLog(client)
+    back = states.when(KazooState.CONNECTED)
     # kazoo's private request path: no public call sends this drop request.
     client._call(_CONNECTION_DROP, client.handler.async_result())
-    assert back.wait(20), f"states seen: {states}"
-    assert states[0] == KazooState.SUSPENDED
+    assert back.wait(20), f"states seen: {states.seen}"
+    assert states.seen[0] == KazooState.SUSPENDED
     assert client.client_id[0] == session
     assert client.get_children(root) == []
-    client.remove_listener(listener)
+    states.close()
 
 
 def test_live_clients_wake_pair_has_the_socket_api(kazoo_client: KazooClient, root: str) -> None:
@@ -313,8 +285,6 @@ def test_blocked_watch_callback_does_not_block_session_reestablishment(
     complete through rawlink callbacks (``ensure_path``) still finish."""
     handler = kazoo_client.handler
     release, holding = handler.event_object(), handler.event_object()
-    reconnected = handler.event_object()
-    states: List[str] = []
     returned: List[bool] = []
 
     def blocking_watch(event: Any) -> None:
@@ -322,20 +292,16 @@ def test_blocked_watch_callback_does_not_block_session_reestablishment(
         release.wait(60)  # green: holds the watch worker, not the hub
         returned.append(True)
 
-    def listener(state: str) -> None:
-        states.append(state)
-        if state == KazooState.CONNECTED and KazooState.SUSPENDED in states:
-            reconnected.set()
-
     kazoo_client.create(f"{root}/w", b"")
     kazoo_client.get(f"{root}/w", watch=blocking_watch)
     kazoo_client.set(f"{root}/w", b"fire")
+    states = StateLog(kazoo_client)
+    reconnected = states.when(KazooState.CONNECTED, after=KazooState.SUSPENDED)
     try:
         assert holding.wait(10), "the watch callback did not start"
-        kazoo_client.add_listener(listener)
         session = kazoo_client.client_id[0]
         kazoo_socket(kazoo_client).shutdown(2)  # drop the connection under kazoo
-        assert reconnected.wait(20), f"no reconnect while the watch worker was held: {states}"
+        assert reconnected.wait(20), f"no reconnect while the watch worker was held: {states.seen}"
         # ensure_path completes through rawlink callbacks (the completion worker)
         kazoo_client.ensure_path_async(f"{root}/after/reconnect").get(timeout=10)
         assert kazoo_client.exists(f"{root}/after/reconnect") is not None
@@ -343,4 +309,4 @@ def test_blocked_watch_callback_does_not_block_session_reestablishment(
         assert returned == [], "the watch callback was not holding its worker all along"
     finally:
         release.set()
-        kazoo_client.remove_listener(listener)
+        states.close()

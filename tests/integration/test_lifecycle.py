@@ -11,28 +11,22 @@ Runs in all three test processes; every wait is bounded.
 from __future__ import annotations
 
 import queue as std_queue
-import traceback
 import uuid
 from typing import Any
 
 import pytest
-from eventlet import patcher
 from kazoo.client import KazooClient
 from kazoo.recipe.cache import TreeCache, TreeEvent
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.config import MODE_ENV
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import home_retired, home_thread, native_threading as _threading
+from support import connected_client, home_retired, home_thread, in_native_thread, process_is_monkey_patched
 
 
 pytestmark = pytest.mark.timeout(90)
 
 WAIT = 15.0
-
-
-def _monkey_patched() -> bool:
-    return patcher.is_monkey_patched("thread") or patcher.is_monkey_patched("socket")
 
 
 def _next_event(events: Any, wanted: int, path: str | None = None) -> Any:
@@ -90,30 +84,16 @@ def test_auto_client_started_in_a_native_thread_without_a_hub(
     when patched."""
     monkeypatch.delenv(MODE_ENV, raising=False)
     handler = EventletHandler()
-    outcome: dict[str, Any] = {}
 
-    def worker() -> None:
-        try:
-            client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
-            client.start(timeout=WAIT)
-            try:
-                outcome["repr"] = repr(handler) + " " + handler.stats()["mode_reason"]
-                outcome["mode"] = handler.mode
-                client.ensure_path("/lifecycle")
-                outcome["exists"] = client.exists("/lifecycle") is not None
-            finally:
-                client.stop()
-                client.close()
-        except BaseException:
-            outcome["error"] = traceback.format_exc()
+    def worker() -> dict[str, Any]:
+        with connected_client(zookeeper_server.hosts, handler, WAIT) as client:
+            outcome = {"repr": repr(handler) + " " + handler.stats()["mode_reason"], "mode": handler.mode}
+            client.ensure_path("/lifecycle")
+            return {**outcome, "exists": client.exists("/lifecycle") is not None}
 
-    thread = _threading.Thread(target=worker, name="executor-like", daemon=True)
-    thread.start()
-    thread.join(WAIT * 3)
-    assert not thread.is_alive(), "the worker's client did not finish"
-    assert "error" not in outcome, outcome["error"]
+    outcome = in_native_thread(worker, WAIT * 3, name="executor-like")
     assert outcome["mode"] == "isolated" and outcome["exists"]
-    if _monkey_patched():
+    if process_is_monkey_patched():
         assert outcome["repr"].count("native thread with no eventlet hub") == 2, outcome["repr"]
         handler.start()  # from the main thread: shared again, chosen per start
         try:

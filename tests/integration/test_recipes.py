@@ -25,21 +25,13 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 from kazoo.recipe.lease import NonBlockingLease
 from kazoo.recipe.partitioner import SetPartitioner
 
-from support import kazoo_socket
+from support import kazoo_socket, until
 
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 6.0
 MODES = ("shared", "isolated")
 EVENTS = ("restart", "drop")
-
-
-def _until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        eventlet.sleep(0.01)
 
 
 def _restart(client: KazooClient) -> None:
@@ -62,7 +54,7 @@ def _drop(client: KazooClient) -> None:
         session = client.client_id
         kazoo_socket(client).shutdown(socket.SHUT_RDWR)
         assert suspended.wait(WAIT), "the dropped connection was not noticed"
-        _until(lambda: client.state == KazooState.CONNECTED, "reconnect after the drop")
+        until(lambda: client.state == KazooState.CONNECTED, WAIT, "reconnect after the drop")
         assert client.client_id[0] == session[0], "the drop was not survived with the same session"
     finally:
         client.remove_listener(listener)
@@ -186,7 +178,7 @@ def party_set_up(client: KazooClient, path: str) -> Any:
 
 def party_check(client: KazooClient, path: str, party: Any, event: str) -> None:
     if event == "restart":  # a new session: the ephemeral membership is gone
-        _until(lambda: len(party) == 0, "the old session's membership to go")
+        until(lambda: len(party) == 0, WAIT, "the old session's membership to go")
         party.leave()
         party.join()
     assert list(client.Party(path)) == ["member"]
@@ -243,14 +235,16 @@ class _Cache:
         self.cache = TreeCache(client, path)
         self.cache.listen(self.events.append)
         self.cache.start()
-        _until(lambda: any(e.event_type == TreeEvent.INITIALIZED for e in self.events), "TreeCache start")
+        initialized = TreeEvent.INITIALIZED
+        until(lambda: any(e.event_type == initialized for e in self.events), WAIT, "TreeCache start")
 
     def follows(self, client: KazooClient, child: str, data: bytes) -> None:
         client.create(child, data)
-        _until(lambda: self.cache.get_data(child) is not None, f"TreeCache to see {child}")
+        until(lambda: self.cache.get_data(child) is not None, WAIT, f"TreeCache to see {child}")
         assert self.cache.get_data(child).data == data
         client.set(child, data + b"!")
-        _until(lambda: self.cache.get_data(child).data == data + b"!", f"TreeCache to see {child} change")
+        changed = data + b"!"
+        until(lambda: self.cache.get_data(child).data == changed, WAIT, f"TreeCache to see {child} change")
 
 
 def tree_cache_set_up(client: KazooClient, path: str) -> Any:
@@ -271,25 +265,25 @@ def _data_watch(client: KazooClient, path: str) -> List[Any]:
     seen: List[Any] = []
     client.set(path, b"v1")
     client.DataWatch(path)(lambda data, stat: seen.append(data))
-    _until(lambda: seen[-1:] == [b"v1"], "DataWatch's first call")
+    until(lambda: seen[-1:] == [b"v1"], WAIT, "DataWatch's first call")
     return seen
 
 
 def data_watch_check(client: KazooClient, path: str, seen: List[Any], event: str) -> None:
     client.set(path, b"v2")
-    _until(lambda: seen[-1:] == [b"v2"], "DataWatch after the event")
+    until(lambda: seen[-1:] == [b"v2"], WAIT, "DataWatch after the event")
 
 
 def _children_watch(client: KazooClient, path: str) -> List[Any]:
     seen: List[Any] = []
     client.ChildrenWatch(path)(lambda children: seen.append(sorted(children)))
-    _until(lambda: seen[-1:] == [[]], "ChildrenWatch's first call")
+    until(lambda: seen[-1:] == [[]], WAIT, "ChildrenWatch's first call")
     return seen
 
 
 def children_watch_check(client: KazooClient, path: str, seen: List[Any], event: str) -> None:
     client.create(f"{path}/kid")
-    _until(lambda: seen[-1:] == [["kid"]], "ChildrenWatch after the event")
+    until(lambda: seen[-1:] == [["kid"]], WAIT, "ChildrenWatch after the event")
 
 
 RECIPES: Dict[str, Tuple[Callable[..., Any], Callable[..., None]]] = {

@@ -18,6 +18,7 @@ from kazoo.client import KazooClient
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer, zookeeper_available
+from support import connected_client
 
 CONNECT_TIMEOUT = 15.0
 OPS_PER_THREAD = 5  # set+get pairs per green thread, after one create
@@ -87,9 +88,7 @@ def _run_workers(client: KazooClient, base: str, count: int, deadline: float) ->
 
 def _check_final_values(hosts: str, base: str, count: int) -> list[str]:
     """Read every node back through a second client on its own handler."""
-    handler = EventletHandler()
-    verifier = _started_client(hosts, handler)
-    try:
+    with connected_client(hosts, start_timeout=CONNECT_TIMEOUT) as verifier:
         children = set(verifier.get_children(base))
         missing = [f"n{i}" for i in range(count) if f"n{i}" not in children]
         assert not missing, f"{len(missing)} nodes missing on the server, e.g. {missing[:5]}"
@@ -102,10 +101,6 @@ def _check_final_values(hosts: str, base: str, count: int) -> list[str]:
                 wrong.append(f"n{index}={value!r} (expected {expected!r})")
         verifier.delete(base, recursive=True)
         return wrong
-    finally:
-        verifier.stop()
-        verifier.close()
-        handler.stop(timeout=10)
 
 
 @pytest.mark.parametrize(

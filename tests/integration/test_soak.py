@@ -14,11 +14,10 @@ from typing import Callable
 import eventlet
 import greenlet
 import pytest
-from kazoo.client import KazooClient
 
 from eventlet_handler import EventletHandler
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import native_threading as _threading
+from support import native_threading as _threading, HandlerInBody, connected_client
 
 
 HANDLER_CYCLES = 1000
@@ -82,14 +81,7 @@ def test_soak_client_connect_close_cycles_leave_nothing(
     zookeeper_server: ZooKeeperServer, handler_mode: str
 ) -> None:
     def cycle() -> None:
-        handler = EventletHandler(handler_mode)
-        client = KazooClient(hosts=zookeeper_server.hosts, handler=handler)
-        client.start(timeout=15)
-        try:
+        with HandlerInBody(handler_mode) as handler, connected_client(zookeeper_server.hosts, handler) as client:
             assert client.exists("/") is not None
-        finally:
-            client.stop()
-            client.close()
-            handler.stop(timeout=10)
 
     soak(f"client connect/close ({handler_mode})", CLIENT_CYCLES, cycle)

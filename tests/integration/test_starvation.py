@@ -30,7 +30,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from eventlet_handler.testing.zookeeper import ZooKeeperServer
-from support import native_socket as _socket, native_threading as _threading
+from support import MODE_PARAMS, StateLog, connected_client, native_socket as _socket, native_threading as _threading
 
 
 pytestmark = pytest.mark.timeout(90)
@@ -41,10 +41,6 @@ SAMPLE_EVERY = 0.1
 CONNECT_TIMEOUT = 15.0
 WAIT = 20.0  # bound of the waits for kazoo's state changes after the hog
 
-MODE_PARAMS = [
-    pytest.param(mode, marks=pytest.mark.eventlet_handler_options(mode=mode), id=mode)
-    for mode in ("shared", "isolated")
-]
 
 _CONNECTION = re.compile(r"\((?P<fields>[^)]*\bsid=0x(?P<sid>[0-9a-f]+)[^)]*)\)")
 _FIELD = re.compile(r"(\w+)=([^,)]+)")
@@ -174,13 +170,8 @@ def _median_gap(sampler: ConsSampler, start: float, end: float) -> float:
 
 @pytest.fixture
 def client(eventlet_handler: Any, zookeeper_server: ZooKeeperServer) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=eventlet_handler, timeout=SESSION_TIMEOUT)
-    client.start(timeout=CONNECT_TIMEOUT)
-    try:
+    with connected_client(zookeeper_server.hosts, eventlet_handler, CONNECT_TIMEOUT, timeout=SESSION_TIMEOUT) as client:
         yield client
-    finally:
-        client.stop()
-        client.close()
 
 
 @pytest.mark.parametrize("mode", MODE_PARAMS)
@@ -193,17 +184,8 @@ def test_hub_starvation(
     fields = _connection_fields(zookeeper_server.four_letter("cons"), session_id)
     assert fields is not None and int(fields["to"]) <= SESSION_TIMEOUT * 1000, fields
 
-    states: list[str] = []
-    lost, back = handler.event_object(), handler.event_object()
-
-    def listener(state: str) -> None:
-        states.append(state)
-        if state == KazooState.LOST:
-            lost.set()
-        elif state == KazooState.CONNECTED and KazooState.LOST in states:
-            back.set()
-
-    client.add_listener(listener)
+    log = StateLog(client)
+    states, lost, back = log.seen, log.when(KazooState.LOST), log.when(KazooState.CONNECTED, after=KazooState.LOST)
     with ConsSampler(zookeeper_server.port, session_id) as sampler:
         timer_ran: list[float] = []
         eventlet.spawn_after(0.1, lambda: timer_ran.append(time.monotonic()))

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -23,7 +22,7 @@ from eventlet_handler.testing.zookeeper import (  # noqa: E402
     generate_tls_material,
     zookeeper_available,
 )
-from support import kazoo_socket  # noqa: E402
+from support import kazoo_socket, until  # noqa: E402
 
 requires_zookeeper = pytest.mark.skipif(
     not zookeeper_available(tls=True),
@@ -31,13 +30,6 @@ requires_zookeeper = pytest.mark.skipif(
 )
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def pid_exists(pid):
@@ -278,23 +270,28 @@ def test_ZooKeeperServer_restart_keeps_port_and_data(server, client_factory):
     assert client_factory(server.hosts).get("/kept")[0] == b"data"
 
 
-@requires_zookeeper
-def test_ZooKeeperServer_killed_at_interpreter_exit():
+def _server_left_running_by_a_child(ending):
+    """A child process starts a ZooKeeperServer, prints its pid and data root, then ends
+    with the lines ``ending`` and no stop(); its completed process, the pid, the root."""
     script = textwrap.dedent(
         """
+        import os, signal
         from eventlet_handler.testing.zookeeper import ZooKeeperServer
         zk = ZooKeeperServer()
         zk.start()
         print(zk.pid, zk.log_path.parent, flush=True)
-        raise SystemExit(3)  # a crashed test: no stop()
         """
-    )
+    ) + textwrap.dedent(ending)
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
-    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert len(result.stdout.split()) == 2, result.stderr
+    return (result, *result.stdout.split())
+
+
+@requires_zookeeper
+def test_ZooKeeperServer_killed_at_interpreter_exit():
+    result, pid, root = _server_left_running_by_a_child("raise SystemExit(3)  # a crashed test: no stop()\n")
     assert result.returncode == 3, result.stderr
-    pid, root = result.stdout.split()
     assert not pid_exists(int(pid))
     assert not os.path.exists(root)
 
@@ -311,7 +308,7 @@ def test_ZooKeeperEnsemble_client_fails_over_when_its_member_stops(client_factor
         assert connected.pid is None
 
         assert client.get("/ensemble/value")[0] == b"survives"  # kazoo retries until reconnected
-        wait_until(lambda: client.connected, 20, "the client to reconnect")
+        until(lambda: client.connected, 20, "the client to reconnect")
         new_port = kazoo_socket(client).getpeername()[1]
         assert ensemble.member_by_port(new_port) is not connected
 
@@ -360,26 +357,11 @@ def test_ZooKeeperServer_start_retries_on_port_clash(monkeypatch):
 @requires_zookeeper
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "_exit"])
 def test_ZooKeeperServer_killed_when_test_process_dies_without_atexit(how):
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        from eventlet_handler.testing.zookeeper import ZooKeeperServer
-        zk = ZooKeeperServer()
-        zk.start()
-        print(zk.pid, zk.log_path.parent, flush=True)
-        if {how!r} == "_exit":
-            os._exit(4)
-        os.kill(os.getpid(), getattr(signal, {how!r}))
-        """
-    )
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
-    )
+    ending = "os._exit(4)\n" if how == "_exit" else f"os.kill(os.getpid(), signal.{how})\n"
+    result, pid, root = _server_left_running_by_a_child(ending)
     assert result.returncode != 0
-    pid, root = result.stdout.split()
-    wait_until(lambda: not pid_exists(int(pid)), 10, f"the watchdog to kill java pid {pid}")
-    wait_until(lambda: not os.path.exists(root), 10, f"the watchdog to remove {root}")
+    until(lambda: not pid_exists(int(pid)), 10, f"the watchdog to kill java pid {pid}")
+    until(lambda: not os.path.exists(root), 10, f"the watchdog to remove {root}")
 
 
 @requires_zookeeper
@@ -390,7 +372,7 @@ def test_ZooKeeperEnsemble_reelects_after_leader_stops(client_factory):
         leader.stop()
         assert leader.mode() == "stopped"
         others = [member for member in ensemble.members if member is not leader]
-        wait_until(
+        until(
             lambda: sorted(member.mode() for member in others) == ["follower", "leader"],
             20,
             "the two remaining members to elect a leader",
@@ -431,7 +413,7 @@ def test_ZooKeeperEnsemble_leader_kill_restart_and_mntr():
         ports, pid = leader.peer_ports, leader.pid
         leader.kill()
         assert not pid_exists(pid)
-        wait_until(lambda: ensemble.leader() not in (None, leader), 20, "a new leader")
+        until(lambda: ensemble.leader() not in (None, leader), 20, "a new leader")
         leader.start(timeout=30)
         assert leader.peer_ports == ports and leader.mode() in ("leader", "follower")
         assert sorted(m.mntr()["zk_server_state"] for m in ensemble.members) == ["follower", "follower", "leader"]
