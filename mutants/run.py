@@ -61,7 +61,9 @@ MODULES: Dict[str, List[str]] = {
     # _select: 270 mutants; the wake pair's own tests, the starvation test and test_isolated
     # (ZooKeeper per mutant, 55 s more) would make its run several hours on 2 shared cores.
     "_select": ["tests/contract/test_select_rules.py", "tests/contract/test_select_idle.py",
-                "tests/contract/test_select.py"],
+                "tests/contract/test_select.py", "tests/contract/test_select_pollers.py",
+                "tests/contract/test_read_ahead.py"],
+    "_readahead": ["tests/contract/test_read_ahead.py"],
     "_primitives": ["tests/contract/test_primitives.py"],
     # handler: 280 mutants; test_isolated (10 s and a ZooKeeper server per mutant) would
     # make the run about 2 h on 2 shared cores; the contract tests cover the lifecycle.
