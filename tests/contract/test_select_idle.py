@@ -18,6 +18,21 @@ from support import later, native_os as _os
 NATIVE_WAIT_HUBS = ("epolls", "poll", "selects")
 
 
+def _jump_select_clock(monkeypatch: pytest.MonkeyPatch, jump: float) -> List[int]:
+    """Make ``_select``'s clock jump ``jump`` seconds after its first reading (the
+    deadline's), so the time-left reading sees it; returns the list of readings."""
+    from eventlet_handler import _select
+
+    readings: List[int] = []
+
+    def clock() -> float:
+        readings.append(0)
+        return time.monotonic() + (jump if len(readings) > 1 else 0.0)
+
+    monkeypatch.setattr(_select, "_clock", clock)
+    return readings
+
+
 @pytest.fixture
 def pipe() -> Iterator[Tuple[int, int]]:
     rfd, wfd = os.pipe()
@@ -73,19 +88,11 @@ def test_idle_select_times_out_with_its_own_timeout_after_a_bridge_call(
     so the bounds (at least 0.6 s, under 3 s) keep seconds of margin on a loaded
     machine: a fresh timeout ends after 5.3 s, no wait at all after 0.3 s. A hub
     with no native wait (asyncio) waits green throughout: its 1 s timeout, unjumped."""
-    from eventlet_handler import _select
-
     rfd, _wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
-    readings: List[float] = []
-
-    def clock() -> float:
-        readings.append(0)
-        return time.monotonic() + (4.0 if len(readings) > 1 else 0.0)
-
     native = hub in NATIVE_WAIT_HUBS
     if native:
-        monkeypatch.setattr(_select, "_clock", clock)
+        _jump_select_clock(monkeypatch, 4.0)
     later(0.3, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing
     started = time.monotonic()
     ready = select([rfd], [], [], 5.0 if native else 1.0)
@@ -174,17 +181,9 @@ def test_idle_select_woken_by_the_bridge_after_its_deadline_answers_at_once(
     before a flag a native thread raises 2 s in. The race (the bridge wake and the
     deadline together) is forced: the clock jumps 100 s past the deadline between the
     deadline's reading and the time-left one."""
-    from eventlet_handler import _select
-
     rfd, _wfd = pipe
     bridge = bridge_of(hubs.get_hub(), create=True)
-    readings: List[float] = []
-
-    def clock() -> float:
-        readings.append(0)
-        return time.monotonic() + (100.0 if len(readings) > 1 else 0.0)
-
-    monkeypatch.setattr(_select, "_clock", clock)
+    readings = _jump_select_clock(monkeypatch, 100.0)
     late: List[bool] = []
     later(2.0, late.append, True)
     later(0.05, bridge.call_soon_threadsafe, int)  # wakes the poll, readies nothing

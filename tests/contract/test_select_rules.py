@@ -4,9 +4,10 @@ idle hub), and what counts as an fd (closed, invalid, in any list)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
-from typing import Any, List
+from typing import Any, Iterator, List
 
 import eventlet
 import pytest
@@ -18,27 +19,34 @@ from eventlet_handler._select import FAIR_EVERY, select
 
 
 
+
+@contextlib.contextmanager
+def _ticker() -> Iterator[List[int]]:
+    """A green thread of this hub counting its turns in ``ticks[0]`` until the block ends."""
+    ticks, stop = [0], [False]
+
+    def tick() -> None:
+        while not stop[0]:
+            ticks[0] += 1
+            eventlet.sleep(0)
+
+    eventlet.spawn_n(tick)
+    eventlet.sleep(0)
+    try:
+        yield ticks
+    finally:
+        stop[0] = True
+
 def test_select_on_ever_ready_fds_lets_the_hubs_other_green_threads_run(hub: str) -> None:
     """Rule 4: a caller looping on an fd that is always ready gets its answers without a
     switch, but every ``FAIR_EVERY`` of them the hub's other green threads run, however
     long the loop goes on: about 10 turns for the ticker in 10 x FAIR_EVERY selects, not
     none after the first few, and not one per select."""
-    with socket_pairs() as [(a, b)]:
+    with socket_pairs() as [(a, b)], _ticker() as ticks:
         b.send(b"x")  # a stays readable
-        ticks = [0]
-        stop = [False]
-
-        def ticker() -> None:
-            while not stop[0]:
-                ticks[0] += 1
-                eventlet.sleep(0)
-
-        eventlet.spawn_n(ticker)
-        eventlet.sleep(0)
         before = ticks[0]
         for _ in range(10 * FAIR_EVERY):
             assert select([a], [], [], 5)[0] == [a]
-        stop[0] = True
         turns = ticks[0] - before
     assert 9 <= turns <= 15, f"the ticker ran {turns} times during {10 * FAIR_EVERY} ready selects"
 
@@ -48,20 +56,8 @@ def test_select_of_a_ready_fd_answers_without_a_switch_first_and_after_a_wait(hu
     threads run, the hub's very first one and the first after a select that did not
     answer at once (the fairness count starts over there) included: only every
     ``FAIR_EVERY``-th fast answer in a row yields."""
-    a, b = socket.socketpair()
-    c, d = socket.socketpair()
-    ticks = [0]
-    stop = [False]
-
-    def ticker() -> None:
-        while not stop[0]:
-            ticks[0] += 1
-            eventlet.sleep(0)
-
-    try:
+    with socket_pairs(2) as [(a, b), (c, _d)], _ticker() as ticks:
         b.send(b"x")  # a stays readable; c never is
-        eventlet.spawn_n(ticker)
-        eventlet.sleep(0)
         before = ticks[0]
         assert select([a], [], [], 5)[0] == [a]
         assert ticks[0] == before, "the hub's first ready select let other green threads run"
@@ -69,10 +65,6 @@ def test_select_of_a_ready_fd_answers_without_a_switch_first_and_after_a_wait(hu
         before = ticks[0]
         assert select([a], [], [], 5)[0] == [a]
         assert ticks[0] == before, "the first ready select after a waiting one let other green threads run"
-    finally:
-        stop[0] = True
-        for sock in (a, b, c, d):
-            sock.close()
 
 
 def test_select_in_a_busy_hub_waits_green(hub: str) -> None:

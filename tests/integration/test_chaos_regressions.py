@@ -160,48 +160,23 @@ def test_client_stop_with_a_datawatch_while_the_server_is_paused_returns(
     "never fetches again: the ChildrenWatch goes silent for good",
 )
 def test_ChildrenWatch_whose_fetch_outlives_the_session_follows_the_next_one(
-    zookeeper_server: ZooKeeperServer,
+    started_client: KazooClient,
 ) -> None:
-    from eventlet import patcher
     from kazoo.protocol.states import KazooState
 
-    handler = EventletHandler()
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=handler, timeout=4.0)
-    client.start(timeout=30)
-    path = "/chaos-regression-childrenwatch"
-    client.ensure_path(path)
-    seen: list[list[str]] = []
-    real_retry = client.retry
+    client = started_client
     lost = patcher.original("threading").Event()
     client.add_listener(lambda state: lost.set() if state == KazooState.LOST else None)
 
-    def fetch_then_lose_the_session(func, *args, **kwargs):  # the race, made deterministic
-        result = real_retry(func, *args, **kwargs)
-        stopper = patcher.original("threading").Thread(target=client.stop, daemon=True)
-        stopper.start()
-        while not lost.is_set():
-            eventlet.sleep(0.01)
-        return result
+    def lose_the_session() -> None:
+        patcher.original("threading").Thread(target=client.stop, daemon=True).start()
+        assert _until(lost.is_set, 20), "stop() never made the client LOST"
 
-    client.retry = fetch_then_lose_the_session
-    try:
-        client.ChildrenWatch(path, lambda children: seen.append(sorted(children)))
-    finally:
-        client.retry = real_retry
-    deadline = patcher.original("time").monotonic() + 20
-    while client._connection._connection_routine is not None and patcher.original("time").monotonic() < deadline:
-        eventlet.sleep(0.05)
+    seen = _children_watch_raced(client, "/chaos-regression-childrenwatch", lose_the_session)
+    assert _until(lambda: client._connection._connection_routine is None, 20), "the stopped client's loop ran on"
     client.start(timeout=30)
-    try:
-        client.create(f"{path}/child")
-        deadline = patcher.original("time").monotonic() + 10
-        while ["child"] not in seen and patcher.original("time").monotonic() < deadline:
-            eventlet.sleep(0.05)
-        assert ["child"] in seen, f"the ChildrenWatch went silent after the session was lost: saw {seen}"
-    finally:
-        client.delete(path, recursive=True)
-        client.stop()
-        client.close()
+    assert _child_seen(client, "/chaos-regression-childrenwatch", seen), (
+        f"the ChildrenWatch went silent after the session was lost: saw {seen}")
 
 
 @pytest.mark.xfail(
@@ -213,40 +188,52 @@ def test_ChildrenWatch_whose_fetch_outlives_the_session_follows_the_next_one(
     "SetWatches, so no server holds the watch and the ChildrenWatch goes silent for good",
 )
 def test_ChildrenWatch_whose_fetch_outlives_its_connection_follows_the_next_one(
-    zookeeper_server: ZooKeeperServer,
+    started_client: KazooClient,
 ) -> None:
     from kazoo.protocol.states import KazooState
 
-    handler = EventletHandler()
-    client = KazooClient(hosts=zookeeper_server.hosts, handler=handler, timeout=4.0)
-    client.start(timeout=30)
-    path = "/chaos-regression-childrenwatch-suspended"
-    client.ensure_path(path)
-    seen: list[list[str]] = []
-    real_retry = client.retry
+    client = started_client
     suspended = patcher.original("threading").Event()
     client.add_listener(lambda state: suspended.set() if state == KazooState.SUSPENDED else None)
 
-    def fetch_then_drop_the_connection(func, *args, **kwargs):  # the race, made deterministic
-        result = real_retry(func, *args, **kwargs)
+    def drop_the_connection() -> None:
         client._connection._socket.shutdown(socket.SHUT_RDWR)
         assert _until(suspended.is_set, 10), "the dropped connection never made the client SUSPENDED"
+
+    seen = _children_watch_raced(client, "/chaos-regression-childrenwatch-suspended", drop_the_connection)
+    assert _until(lambda: client.connected, 20), "the client did not reconnect"
+    assert _child_seen(client, "/chaos-regression-childrenwatch-suspended", seen), (
+        f"the ChildrenWatch went silent after its connection dropped: saw {seen}")
+
+
+def _children_watch_raced(client: KazooClient, path: str, interrupt: Callable[[], None]) -> "list[list[str]]":
+    """A ChildrenWatch on ``path`` whose first fetch is answered, then ``interrupt()``
+    runs before the recipe sees the answer (kazoo's race, made deterministic); returns
+    the list of what the watch is called with."""
+    client.ensure_path(path)
+    seen: list[list[str]] = []
+    real_retry = client.retry
+
+    def fetch_then_interrupt(func: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_retry(func, *args, **kwargs)
+        interrupt()
         return result
 
-    client.retry = fetch_then_drop_the_connection
+    client.retry = fetch_then_interrupt  # type: ignore[method-assign]
     try:
         client.ChildrenWatch(path, lambda children: seen.append(sorted(children)))
     finally:
-        client.retry = real_retry
+        client.retry = real_retry  # type: ignore[method-assign]
+    return seen
+
+
+def _child_seen(client: KazooClient, path: str, seen: "list[list[str]]") -> bool:
+    """Create ``path``/child; whether the watch saw it within 10 s. Removes ``path``."""
     try:
-        assert _until(lambda: client.connected, 20), "the client did not reconnect"
         client.create(f"{path}/child")
-        _until(lambda: ["child"] in seen, 10)
-        assert ["child"] in seen, f"the ChildrenWatch went silent after its connection dropped: saw {seen}"
+        return _until(lambda: ["child"] in seen, 10)
     finally:
         client.delete(path, recursive=True)
-        client.stop()
-        client.close()
 
 
 @pytest.fixture
