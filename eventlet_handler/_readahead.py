@@ -61,9 +61,11 @@ class ReadAheadSocket:
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Up to ``bufsize`` bytes: buffered ones first, else one read of what the kernel
         has (raises like the wrapped socket when it has nothing). The reading green thread."""
-        if self._offset < len(self._buffer):
+        if bufsize < 0:  # the socket's own check, made before the buffer can answer
+            raise ValueError(f"negative buffersize in recv ({bufsize}): pass a bufsize >= 0")
+        if self._buffer:
             return self._take(bufsize)
-        if flags or bufsize <= 0:
+        if flags or not bufsize:
             return bytes(self._sock.recv(bufsize, flags))
         data = self._sock.recv(max(bufsize, READ_AHEAD))
         if len(data) <= bufsize:
@@ -75,22 +77,22 @@ class ReadAheadSocket:
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """``recv`` into ``buffer``, buffered bytes first (rule 1). The reading green thread."""
         view = memoryview(buffer).cast("B")
-        size = nbytes or len(view)
-        if self._offset >= len(self._buffer) and flags:
-            return int(self._sock.recv_into(buffer, nbytes, flags))
-        data = self.recv(size)
+        if nbytes > len(view):  # checked before reading, so no byte is taken and lost
+            raise ValueError(
+                f"recv_into: nbytes {nbytes} > the buffer's {len(view)} bytes: pass a larger buffer"
+            )
+        data = self.recv(nbytes or len(view), flags)
         view[: len(data)] = data
         return len(data)
 
     def _take(self, bufsize: int) -> bytes:
-        start = self._offset
-        end = min(len(self._buffer), start + max(bufsize, 0))
-        chunk = self._buffer[start:end]
-        if end >= len(self._buffer):
-            self._buffer, self._offset = b"", 0
-            data_ahead.discard(self)
-        else:
+        start, end = self._offset, self._offset + bufsize
+        if end < len(self._buffer):
             self._offset = end
+            return self._buffer[start:end]
+        chunk = self._buffer[start:]
+        self._buffer, self._offset = b"", 0  # empty again: _buffer is falsy exactly when nothing is ahead
+        data_ahead.discard(self)
         return chunk
 
     def close(self) -> None:

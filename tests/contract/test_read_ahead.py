@@ -124,3 +124,127 @@ def test_plain_connections_read_ahead(hub: str) -> None:
         conn.close()
     finally:
         server.close()
+
+
+class _CountingSocket:
+    """The wrapped socket, recording the size of every kernel read."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.reads: list = []
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self.reads.append(bufsize)
+        return bytes(self.sock.recv(bufsize, flags))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@pytest.fixture
+def counted() -> Iterator[Tuple[ReadAheadSocket, _CountingSocket, socket.socket]]:
+    a, b = socket.socketpair()
+    inner = _CountingSocket(green_socket.socket(fileno=a.detach()))
+    ras = ReadAheadSocket(inner)
+    ras.setblocking(0)
+    yield ras, inner, b
+    ras.close()
+    b.close()
+
+
+def test_a_new_socket_has_nothing_ahead(hub: str, pair: Any) -> None:
+    ras, _ = pair
+    assert ras.pending() == 0 and ras not in data_ahead
+    assert repr(ras).startswith("<ReadAheadSocket 0 bytes ahead of ")
+
+
+@pytest.mark.parametrize("sent, left", [(5, 0), (8, 0), (12, 4)])
+def test_recv_keeps_only_the_bytes_past_bufsize(hub: str, pair: Any, sent: int, left: int) -> None:
+    """Fewer or exactly bufsize bytes: all returned, nothing ahead; more: the rest is ahead."""
+    ras, peer = pair
+    data = bytes(range(sent))
+    peer.sendall(data)  # a socketpair's send is in the peer's queue when it returns
+    assert ras.recv(8) == data[:8]
+    assert ras.pending() == left and (ras in data_ahead) == bool(left)
+    if left:
+        assert ras.recv(100) == data[8:]
+    assert ras.pending() == 0 and ras not in data_ahead
+
+
+def test_recv_up_to_the_buffer_end_empties_it(hub: str, pair: Any) -> None:
+    ras, peer = pair
+    peer.sendall(b"0123456789")
+    assert ras.recv(4) == b"0123" and ras.pending() == 6
+    assert ras.recv(6) == b"456789"  # exactly what is ahead
+    assert ras.pending() == 0 and ras not in data_ahead
+    peer.sendall(b"next")
+    assert ras.recv(100) == b"next"
+
+
+def test_recv_zero_takes_nothing(hub: str, pair: Any) -> None:
+    ras, peer = pair
+    peer.sendall(b"abcdef")
+    assert ras.recv(0) == b""  # buffer empty: nothing read ahead either
+    assert ras.pending() == 0 and ras not in data_ahead and _kernel_readable(ras)
+    assert ras.recv(2) == b"ab" and ras.pending() == 4
+    assert ras.recv(0) == b"" and ras.pending() == 4  # from the buffer: nothing taken
+    assert ras.recv(100) == b"cdef"
+
+
+def test_negative_bufsize_is_refused_and_loses_nothing(hub: str, pair: Any) -> None:
+    ras, peer = pair
+    peer.sendall(b"abcdef")
+    with pytest.raises(ValueError, match="negative buffersize"):
+        ras.recv(-1)  # buffer empty
+    assert ras.pending() == 0
+    assert ras.recv(2) == b"ab"
+    with pytest.raises(ValueError, match="negative buffersize"):
+        ras.recv(-1)  # bytes ahead
+    assert ras.recv(100) == b"cdef"
+
+
+def test_recv_with_flags_is_the_kernel_socket_s(hub: str, pair: Any) -> None:
+    """MSG_PEEK must not read ahead: the peeked bytes are still there for the next recv."""
+    ras, peer = pair
+    peer.sendall(b"abcdef")
+    assert ras.recv(4, socket.MSG_PEEK) == b"abcd" and ras.pending() == 0
+    buf = bytearray(3)
+    assert ras.recv_into(buf, 0, socket.MSG_PEEK) == 3 and bytes(buf) == b"abc" and ras.pending() == 0
+    assert ras.recv(100) == b"abcdef"
+
+
+def test_recv_into_fills_the_buffer_by_default(hub: str, pair: Any) -> None:
+    ras, peer = pair
+    peer.sendall(b"abcdefghij")
+    buf = bytearray(4)
+    assert ras.recv_into(buf) == 4 and bytes(buf) == b"abcd"  # from the kernel, the rest read ahead
+    assert ras.pending() == 6
+    assert ras.recv_into(buf) == 4 and bytes(buf) == b"efgh"  # from the buffer
+    assert ras.recv_into(buf) == 2 and bytes(buf[:2]) == b"ij"
+    assert ras.pending() == 0 and ras not in data_ahead
+
+
+def test_recv_into_a_too_small_buffer_is_refused_and_loses_nothing(hub: str, pair: Any) -> None:
+    ras, peer = pair
+    peer.sendall(b"abcdef")
+    with pytest.raises(ValueError, match="pass a larger buffer"):
+        ras.recv_into(bytearray(4), 5)
+    buf = bytearray(4)
+    assert ras.recv_into(buf, 4) == 4 and bytes(buf) == b"abcd"  # nbytes == len(buffer) is fine
+    with pytest.raises(ValueError, match="pass a larger buffer"):
+        ras.recv_into(bytearray(1), 2)
+    assert ras.recv(100) == b"ef"
+
+
+def test_a_burst_larger_than_READ_AHEAD_comes_in_order_in_bounded_reads(
+    hub: str, counted: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(_readahead, "READ_AHEAD", 8)
+    ras, inner, peer = counted
+    data = bytes(range(20))
+    peer.sendall(data)
+    got = b"".join(ras.recv(2) for _ in range(10))
+    assert got == data
+    assert inner.reads == [8, 8, 8]  # one kernel read per READ_AHEAD bytes, never per recv
+    peer.sendall(bytes(range(12)))
+    assert ras.recv(12) == bytes(range(12)) and inner.reads[-1] == 12  # a larger recv asks for all of it
