@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Set
 
 READ_AHEAD = 65536  # bytes one recv may take from the kernel
@@ -63,8 +64,8 @@ class ReadAheadSocket:
         has (raises like the wrapped socket when it has nothing). The reading green thread."""
         if bufsize < 0:  # the socket's own check, made before the buffer can answer
             raise ValueError(f"negative buffersize in recv ({bufsize}): pass a bufsize >= 0")
-        if self._buffer:
-            return self._take(bufsize)
+        if self._buffer:  # MSG_PEEK looks at the buffered bytes and leaves them there
+            return self._peek(bufsize) if flags & socket.MSG_PEEK else self._take(bufsize)
         if flags or not bufsize:
             return bytes(self._sock.recv(bufsize, flags))
         data = self._sock.recv(max(bufsize, READ_AHEAD))
@@ -84,6 +85,9 @@ class ReadAheadSocket:
         data = self.recv(nbytes or len(view), flags)
         view[: len(data)] = data
         return len(data)
+
+    def _peek(self, bufsize: int) -> bytes:
+        return self._buffer[self._offset : self._offset + bufsize]
 
     def _take(self, bufsize: int) -> bytes:
         start, end = self._offset, self._offset + bufsize

@@ -213,6 +213,17 @@ def test_recv_with_flags_is_the_kernel_socket_s(hub: str, pair: Any) -> None:
     assert ras.recv(100) == b"abcdef"
 
 
+def test_recv_with_MSG_PEEK_leaves_buffered_bytes_where_they_are(hub: str, pair: Any) -> None:
+    """A peek at bytes already read ahead returns them and takes none: the next recv
+    gets the same bytes (a peek that took them would lose them)."""
+    ras, peer = pair
+    peer.sendall(b"0123456789")
+    eventlet.sleep(0.01)
+    assert ras.recv(2) == b"01" and ras.pending() == 8  # the rest is read ahead
+    assert ras.recv(3, socket.MSG_PEEK) == b"234" and ras.pending() == 8
+    assert ras.recv(100) == b"23456789" and ras not in data_ahead
+
+
 def test_recv_into_fills_the_buffer_by_default(hub: str, pair: Any) -> None:
     ras, peer = pair
     peer.sendall(b"abcdefghij")
