@@ -1,6 +1,6 @@
 """The self-pipe: a non-blocking pipe whose read end is readable while a byte is in it.
 
-Both cross-thread wake-ups of this package wake through :func:`poke` and :func:`drain`:
+Both cross-thread wake-ups of this package wake through :func:`poke` and :func:`take_byte`:
 the bridge (wakes a hub's pump) on a pipe from :func:`open_pipe`, and the wake pair
 (wakes kazoo's connection loop) on the fds of a real socketpair, which ``os.write``
 and ``os.read`` serve alike. Rules:
@@ -36,19 +36,10 @@ def poke(wfd: int) -> None:
         pass
 
 
-def drain(rfd: int) -> None:
-    """Make the read end quiet again; never blocks. Any thread."""
-    try:
-        while _os.read(rfd, 4096):
-            pass
-    except BlockingIOError:
-        pass
-
-
 def take_byte(rfd: int) -> None:
-    """Take the one byte rule 2 allows with a single read (:func:`drain` needs a second
-    read to meet EAGAIN); never blocks. A byte left over would only make the read end
-    readable once more. Any thread."""
+    """Make the read end quiet again: take the one byte rule 2 allows with a single read
+    (no second read to meet EAGAIN); never blocks. A byte left over would only make the
+    read end readable once more. Any thread."""
     try:
         _os.read(rfd, 64)
     except BlockingIOError:

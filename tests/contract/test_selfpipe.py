@@ -1,4 +1,4 @@
-"""The self-pipe: non-blocking ends, poke never blocks, drain empties it, close_fds is forgiving."""
+"""The self-pipe: non-blocking ends, poke never blocks, take_byte empties it, close_fds is forgiving."""
 
 from __future__ import annotations
 
@@ -36,14 +36,13 @@ def test_poke_on_a_full_pipe_neither_blocks_nor_raises(pipe: Tuple[int, int]) ->
     assert readable(rfd)
 
 
-def test_drain_empties_more_than_one_read_worth(pipe: Tuple[int, int]) -> None:
+def test_take_byte_makes_the_read_end_quiet(pipe: Tuple[int, int]) -> None:
     rfd, wfd = pipe
-    _selfpipe.poke(wfd)
-    os.write(wfd, b"x" * 10000)  # more than one os.read(4096)
+    _selfpipe.poke(wfd)  # rule 2: at most one byte in the pipe
     assert readable(rfd)
-    _selfpipe.drain(rfd)
+    _selfpipe.take_byte(rfd)
     assert not readable(rfd)
-    _selfpipe.drain(rfd)  # an empty pipe: returns at once
+    _selfpipe.take_byte(rfd)  # an empty pipe: returns at once
 
 
 def test_close_fds_skips_minus_one_and_ignores_an_fd_already_closed() -> None:
